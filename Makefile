@@ -1,0 +1,68 @@
+# Launch: the commands the README and CI use.
+#   make run     build everything needed and start the server on its defaults
+#   make test    build everything needed and run every test
+#   make bench   run the benchmarks
+#   make lint    rustfmt + clippy, warnings are errors
+
+SHELL := bash
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+WASM_TARGET_DIR ?= $(CARGO_TARGET_DIR)/guests
+LAUNCH := $(CARGO_TARGET_DIR)/release/launch
+GUEST_OUT := wasm32-wasip2/release
+
+# First-party plugins (folders in plugins/) and guest test fixtures (tests/fixtures/).
+PLUGINS := calculator clock text files http-fetch
+FIXTURES := kitchen-sink undocumented trap bad-import collide spin memory-bomb huge-output fs-probe env-probe http-probe slow host-api
+
+.PHONY: all setup build plugins fixtures run test bench lint fmt clean
+
+all: build plugins
+
+setup:
+	@./scripts/setup.sh
+
+build: setup
+	cargo build --release --locked --bin launch
+
+# Build each plugin, embed its WIT docs, and put NAME.wasm + NAME.toml in plugins/.
+plugins: build
+	cd plugins && cargo build --release --locked --target wasm32-wasip2 --target-dir $(WASM_TARGET_DIR)
+	@for p in $(PLUGINS); do \
+		$(LAUNCH) plugin pack --wit plugins/$$p/wit $(WASM_TARGET_DIR)/$(GUEST_OUT)/$${p//-/_}.wasm -o plugins/$$p.wasm && \
+		cp plugins/$$p/$$p.toml plugins/$$p.toml || exit 1; \
+	done
+	@mkdir -p data/files
+	@echo "plugins: $(PLUGINS) -> plugins/"
+
+# Guest fixtures for the integration tests, packed into tests/fixtures/build/.
+fixtures: build
+	cd tests/fixtures && cargo build --release --locked --target wasm32-wasip2 --target-dir $(WASM_TARGET_DIR)
+	@mkdir -p tests/fixtures/build
+	@for f in $(FIXTURES); do \
+		src=$(WASM_TARGET_DIR)/$(GUEST_OUT)/$${f//-/_}.wasm; \
+		if [[ $$f == undocumented ]]; then cp $$src tests/fixtures/build/$$f.wasm; \
+		else $(LAUNCH) plugin pack --wit tests/fixtures/$$f/wit $$src -o tests/fixtures/build/$$f.wasm || exit 1; fi; \
+	done
+
+run: plugins
+	$(LAUNCH) serve
+
+test: plugins fixtures
+	cargo test --release --locked --workspace
+
+bench: plugins fixtures
+	cargo bench --locked -p launch-tests
+
+lint: setup
+	cargo fmt --all --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cd plugins && cargo fmt --all --check && cargo clippy --locked --target wasm32-wasip2 --target-dir $(WASM_TARGET_DIR) -- -D warnings
+
+fmt:
+	cargo fmt --all
+	cd plugins && cargo fmt --all
+	cd tests/fixtures && cargo fmt --all
+
+clean:
+	cargo clean
+	rm -rf plugins/*.wasm tests/fixtures/build

@@ -1,0 +1,8 @@
+//! Launch: a self-hosted AI-agent server whose tools are sandboxed WebAssembly
+//! components described by their WIT interfaces.
+//!
+//! The binary (`launch`) is a thin CLI over this library: [`plugins`] loads and
+//! runs tool plugins, [`server`] serves the HTTP API.
+
+pub mod plugins;
+pub mod server;

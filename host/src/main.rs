@@ -1,0 +1,225 @@
+//! The `launch` command line: parse arguments, set up logging, dispatch.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use launch::plugins::{LoadOptions, Registry};
+use serde_json::{Value, json};
+
+/// Launch: a self-hosted AI-agent server whose tools are sandboxed WebAssembly components.
+#[derive(Parser)]
+#[command(name = "launch", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// List or call tools without the server or an LLM.
+    #[command(subcommand)]
+    Tools(ToolsCommand),
+    /// Tools for plugin authors.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// Where plugins and data live; shared by every command that loads plugins.
+#[derive(Args, Clone)]
+struct Locations {
+    /// Folder holding NAME.wasm plugins (and optional NAME.toml manifests).
+    #[arg(long = "plugins", env = "LAUNCH_PLUGINS_DIR", default_value = "./plugins", value_name = "DIR")]
+    plugins_dir: PathBuf,
+    /// Folder for the server's data, including the compiled-plugin cache.
+    #[arg(long, env = "LAUNCH_DATA_DIR", default_value = "./data", value_name = "DIR")]
+    data_dir: PathBuf,
+}
+
+impl Locations {
+    fn load(&self) -> Result<Registry> {
+        Registry::load(&LoadOptions {
+            dir: self.plugins_dir.clone(),
+            cache_dir: self.data_dir.join("cache").join("components"),
+        })
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LAUNCH_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    locations: Locations,
+}
+
+#[derive(Subcommand)]
+enum ToolsCommand {
+    /// List every tool: name, plugin, description and parameter schema.
+    List {
+        /// Print JSON (tools, schemas, plugins with their effective grants, load failures).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        locations: Locations,
+    },
+    /// Call one tool with JSON arguments and print its JSON result.
+    Call {
+        /// Tool name, as shown by `launch tools list`.
+        name: String,
+        /// Arguments as a JSON object, e.g. '{"expression": "2 + 2"}'.
+        #[arg(default_value = "{}")]
+        args: String,
+        #[command(flatten)]
+        locations: Locations,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Embed a plugin's WIT package (and so its `///` docs) into its component.
+    ///
+    /// Language toolchains drop WIT doc comments; this puts them back so the
+    /// host can describe each tool and parameter to the model.
+    Pack {
+        /// The plugin's WIT folder (with its `deps/`).
+        #[arg(long, value_name = "DIR")]
+        wit: PathBuf,
+        /// The component built by the toolchain.
+        input: PathBuf,
+        /// Where to write the packed component (default: overwrite INPUT).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAUNCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let rt = runtime()?;
+            rt.block_on(async {
+                let registry = Arc::new(args.locations.load()?);
+                let report = registry.report();
+                tracing::info!(
+                    dir = %report.dir.display(),
+                    plugins = report.loaded.len(),
+                    failed = report.failed.len(),
+                    tools = registry.tools().count(),
+                    "plugins loaded"
+                );
+                launch::server::serve(args.listen, launch::server::AppState { registry }).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tools(ToolsCommand::List { json, locations }) => {
+            let _rt = runtime()?;
+            let registry = locations.load()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list_json(&registry))?);
+            } else {
+                print_tools(&registry);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tools(ToolsCommand::Call { name, args, locations }) => {
+            let args: Value = serde_json::from_str(&args)
+                .with_context(|| format!("the arguments are not valid JSON: {args}"))?;
+            let rt = runtime()?;
+            let registry = locations.load()?;
+            match rt.block_on(registry.call(&name, &args)) {
+                Ok(result) => {
+                    println!("{}", serde_json::to_string_pretty(&result)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {} ({})", one_line(&e.to_string()), e.code());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Plugin(PluginCommand::Pack { wit, input, output }) => {
+            let bytes = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
+            let packed = launch::plugins::docs::pack(&bytes, &wit)?;
+            let output = output.unwrap_or(input);
+            std::fs::write(&output, packed).with_context(|| format!("cannot write {}", output.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn list_json(registry: &Registry) -> Value {
+    let report = registry.report();
+    json!({
+        "tools": registry.tools().map(|t| json!({
+            "name": t.name,
+            "plugin": &*t.plugin.name,
+            "export": t.export_name,
+            "description": t.description,
+            "parameters": t.parameters,
+            "output_schema": t.output_schema,
+        })).collect::<Vec<_>>(),
+        "plugins": report.loaded,
+        "failed": report.failed,
+    })
+}
+
+fn print_tools(registry: &Registry) {
+    let report = registry.report();
+    if registry.tools().next().is_none() {
+        println!("no tools loaded from {}", report.dir.display());
+    }
+    for tool in registry.tools() {
+        let summary = tool.description.lines().next().unwrap_or_default();
+        println!("{}  ({})\n    {summary}", tool.name, tool.plugin.name);
+        let props = tool.parameters["properties"].as_object();
+        let required: Vec<&str> = tool.parameters["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for (name, schema) in props.into_iter().flatten() {
+            let ty = schema.get("type").and_then(Value::as_str).unwrap_or("value");
+            let opt = if required.contains(&name.as_str()) { "" } else { ", optional" };
+            let desc = schema.get("description").and_then(Value::as_str).unwrap_or("");
+            println!("    - {name} ({ty}{opt}) {}", desc.lines().next().unwrap_or(""));
+        }
+    }
+    for failed in &report.failed {
+        println!("skipped {}: {}", failed.path.display(), failed.error);
+    }
+}

@@ -1,0 +1,100 @@
+//! The `launch:plugin` host interfaces (`log`, `config`): what the SDK in
+//! `wit/` promises plugins, implemented over a small per-call state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "launch:plugin/host",
+    });
+}
+
+use bindings::launch::plugin::{config, log};
+
+/// Most log records one call may write; the rest are counted and dropped.
+const MAX_RECORDS_PER_CALL: u32 = 1000;
+/// Longest message or field value kept in a log record.
+const MAX_LOG_TEXT: usize = 4096;
+
+/// Per-call state behind the `launch:plugin` interfaces.
+pub struct PluginApi {
+    plugin: Arc<str>,
+    config: Arc<BTreeMap<String, String>>,
+    records: u32,
+}
+
+impl PluginApi {
+    /// State for one call of `plugin`, which may read `config`.
+    pub fn new(plugin: Arc<str>, config: Arc<BTreeMap<String, String>>) -> Self {
+        Self {
+            plugin,
+            config,
+            records: 0,
+        }
+    }
+
+    /// Log records dropped by the per-call cap.
+    pub fn dropped_records(&self) -> u32 {
+        self.records.saturating_sub(MAX_RECORDS_PER_CALL)
+    }
+}
+
+fn clip(text: &str) -> &str {
+    if text.len() <= MAX_LOG_TEXT {
+        return text;
+    }
+    let cut = (0..=MAX_LOG_TEXT).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    &text[..cut]
+}
+
+impl log::Host for PluginApi {
+    fn log(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
+        self.records = self.records.saturating_add(1);
+        if self.records > MAX_RECORDS_PER_CALL {
+            return;
+        }
+        let fields: Vec<String> = fields
+            .iter()
+            .take(32)
+            .map(|(k, v)| format!("{}={:?}", clip(k), clip(v)))
+            .collect();
+        let (plugin, message, fields) = (&*self.plugin, clip(&message), fields.join(" "));
+        match level {
+            log::Level::Trace => tracing::trace!(target: "launch::plugin", plugin, fields, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "launch::plugin", plugin, fields, "{message}"),
+            log::Level::Info => tracing::info!(target: "launch::plugin", plugin, fields, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "launch::plugin", plugin, fields, "{message}"),
+            log::Level::Error => tracing::error!(target: "launch::plugin", plugin, fields, "{message}"),
+        }
+    }
+}
+
+impl config::Host for PluginApi {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.config.get(&key).cloned()
+    }
+
+    fn get_all(&mut self) -> Vec<(String, String)> {
+        self.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+struct PluginApiData;
+
+impl HasData for PluginApiData {
+    type Data<'a> = &'a mut PluginApi;
+}
+
+/// Adds `launch:plugin/log` and `launch:plugin/config` to `linker`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut PluginApi,
+) -> wasmtime::Result<()> {
+    log::add_to_linker::<T, PluginApiData>(linker, get)?;
+    config::add_to_linker::<T, PluginApiData>(linker, get)?;
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! The plugin runtime: discovery, compilation, sandboxing and calling of tool
+//! plugins (WebAssembly components), and the WIT -> JSON Schema mapping.
+
+pub mod docs;
+pub mod engine;
+pub mod error;
+mod host_api;
+mod http;
+pub mod http_policy;
+pub mod manifest;
+pub mod registry;
+pub mod runtime;
+pub mod shape;
+mod stdio;
+pub mod values;
+
+pub use error::ToolError;
+pub use manifest::Manifest;
+pub use registry::{LoadOptions, LoadReport, Registry};
+pub use runtime::Tool;

@@ -1,0 +1,360 @@
+//! Running one tool call: a fresh, bounded `Store` per call, instantiated from
+//! the plugin's `InstancePre`, with the deadline, memory limiter, fuel and
+//! output cap of its manifest, and every failure mapped to a [`ToolError`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use wasmtime::component::{ComponentExportIndex, InstancePre, ResourceTable, Val};
+use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::engine::EPOCH_TICK;
+use super::error::ToolError;
+use super::host_api::PluginApi;
+use super::http::HttpGate;
+use super::manifest::{DirMode, Manifest};
+use super::shape::Shape;
+use super::stdio::Capture;
+use super::values::{Param, args_to_vals, val_to_json};
+
+/// Everything one `Store` holds for one call.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    http_gate: HttpGate,
+    api: PluginApi,
+    limiter: MemoryLimiter,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_gate,
+        }
+    }
+}
+
+impl HostState {
+    /// The `launch:plugin` API state, for the linker.
+    pub fn api(&mut self) -> &mut PluginApi {
+        &mut self.api
+    }
+}
+
+/// Caps linear memory, tables and instances, remembering whether the memory
+/// cap was what stopped the guest so the trap can be reported precisely.
+struct MemoryLimiter {
+    memory_bytes: usize,
+    memory_exceeded: bool,
+}
+
+/// Most table elements and instances a single plugin instance may create.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+const MAX_INSTANCES: usize = 64;
+const MAX_TABLES: usize = 64;
+const MAX_MEMORIES: usize = 16;
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.memory_exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
+/// A loaded plugin, ready to instantiate.
+pub struct Plugin {
+    /// Name (the file stem), used in tool names and logs.
+    pub name: Arc<str>,
+    /// Validated manifest (defaults when there is none).
+    pub manifest: Manifest,
+    pre: InstancePre<HostState>,
+    permits: Semaphore,
+    config: Arc<BTreeMap<String, String>>,
+    env: Vec<(String, String)>,
+}
+
+impl Plugin {
+    /// Wraps a linked component with its manifest.
+    pub fn new(name: Arc<str>, manifest: Manifest, pre: InstancePre<HostState>) -> Self {
+        // Environment grants are read once, at load, from the server's own
+        // environment; names that are not set are simply absent.
+        let env = manifest
+            .grants
+            .env
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+            .collect();
+        Self {
+            permits: Semaphore::new(manifest.limits.max_concurrency as usize),
+            config: Arc::new(manifest.grants.config.clone()),
+            env,
+            name,
+            manifest,
+            pre,
+        }
+    }
+
+    fn new_store(&self, stdout: &Capture, stderr: &Capture) -> Result<Store<HostState>, ToolError> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        wasi.envs(&self.env);
+        wasi.args(&[&*self.name]);
+        for dir in &self.manifest.grants.dirs {
+            let perms = match dir.mode {
+                DirMode::ReadOnly => wasmtime_wasi::FsPerms::ReadOnly,
+                DirMode::ReadWrite => wasmtime_wasi::FsPerms::ReadWrite,
+            };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms).map_err(|e| ToolError::Unavailable {
+                plugin: self.name.to_string(),
+                message: format!("cannot open granted directory {}: {e}", dir.host.display()),
+            })?;
+        }
+        let limits = &self.manifest.limits;
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            http_gate: HttpGate::new(self.name.clone(), &self.manifest),
+            api: PluginApi::new(self.name.clone(), self.config.clone()),
+            limiter: MemoryLimiter {
+                memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                memory_exceeded: false,
+            },
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+        if let Some(fuel) = limits.fuel {
+            store.set_fuel(fuel).map_err(|e| self.unavailable(e))?;
+        }
+        Ok(store)
+    }
+
+    fn unavailable(&self, e: impl std::fmt::Display) -> ToolError {
+        ToolError::Unavailable {
+            plugin: self.name.to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What a function returns, and how that becomes the tool's outcome.
+#[derive(Debug, Clone)]
+pub enum Returns {
+    /// Nothing: the tool result is `null`.
+    Nothing,
+    /// A plain value: always success.
+    Value(Shape),
+    /// `result<T, E>`: `ok` is the tool result, `err` a reported tool error.
+    Fallible {
+        /// The `ok` type, if any.
+        ok: Option<Shape>,
+        /// The `err` type, if any.
+        err: Option<Shape>,
+    },
+}
+
+/// One callable tool: an exported function of a plugin.
+pub struct Tool {
+    /// Provider-safe unique name, `plugin_function`.
+    pub name: String,
+    /// The plugin providing it.
+    pub plugin: Arc<Plugin>,
+    /// The WIT export path, e.g. `evaluate` or `launch:text/tools@0.1.0#split`.
+    pub export_name: String,
+    /// Description for the model, from the WIT docs.
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: Value,
+    /// JSON Schema of a successful result, when there is one.
+    pub output_schema: Option<Value>,
+    pub(crate) params: Vec<Param>,
+    pub(crate) returns: Returns,
+    pub(crate) export: ComponentExportIndex,
+}
+
+/// Extra time past the epoch deadline before the host gives up on a call that
+/// is stuck in a host function (where epochs cannot interrupt it).
+const HOST_CALL_GRACE: Duration = Duration::from_millis(250);
+
+impl Tool {
+    /// Validates `args`, runs the function in a fresh instance and converts
+    /// the result. Never panics on guest behaviour.
+    pub async fn call(&self, args: &Value) -> Result<Value, ToolError> {
+        let params = args_to_vals(&self.params, args)?;
+        let plugin = &self.plugin;
+        let _permit = plugin.permits.acquire().await.map_err(|e| plugin.unavailable(e))?;
+        let limits = &plugin.manifest.limits;
+        let cap = usize::try_from(limits.max_log_bytes).unwrap_or(usize::MAX);
+        let (stdout, stderr) = (Capture::new(cap), Capture::new(cap));
+        let mut store = plugin.new_store(&stdout, &stderr)?;
+        let mut results = vec![Val::Bool(false); usize::from(!matches!(self.returns, Returns::Nothing))];
+
+        let run = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            let func = instance
+                .get_func(&mut store, self.export)
+                .ok_or_else(|| wasmtime::format_err!("export `{}` disappeared", self.export_name))?;
+            func.call_async(&mut store, &params, &mut results).await
+        };
+        let outcome = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, run).await;
+        log_output(&plugin.name, "stdout", &stdout);
+        let (stderr_text, _) = stderr.take();
+        log_text(&plugin.name, "stderr", &stderr_text, 0);
+        match outcome {
+            Err(_elapsed) => Err(ToolError::Timeout {
+                plugin: plugin.name.to_string(),
+                limit: limits.timeout,
+            }),
+            Ok(Err(e)) => Err(self.classify(e, &store, &stderr_text)),
+            Ok(Ok(())) => self.finish(results.pop()),
+        }
+    }
+
+    fn finish(&self, result: Option<Val>) -> Result<Value, ToolError> {
+        let plugin = &self.plugin;
+        let value = match (&self.returns, result) {
+            (Returns::Fallible { .. }, Some(Val::Result(Err(e)))) => {
+                let details = e.as_deref().map_or(Value::Null, val_to_json);
+                let message = match &details {
+                    Value::String(s) => s.clone(),
+                    Value::Null => "the tool reported an error without details".to_owned(),
+                    other => other.to_string(),
+                };
+                return Err(ToolError::Failed { message, details });
+            }
+            (Returns::Fallible { .. }, Some(Val::Result(Ok(v)))) => v.as_deref().map_or(Value::Null, val_to_json),
+            (_, Some(v)) => val_to_json(&v),
+            (_, None) => Value::Null,
+        };
+        let size = json_size(&value);
+        let limit = plugin.manifest.limits.max_output_bytes;
+        if size > limit {
+            return Err(ToolError::OutputTooLarge {
+                plugin: plugin.name.to_string(),
+                size,
+                limit,
+            });
+        }
+        Ok(value)
+    }
+
+    fn classify(&self, e: wasmtime::Error, store: &Store<HostState>, stderr: &str) -> ToolError {
+        let plugin = self.plugin.name.to_string();
+        let limits = &self.plugin.manifest.limits;
+        if store.data().limiter.memory_exceeded {
+            return ToolError::OutOfMemory {
+                plugin,
+                limit: limits.memory_bytes,
+            };
+        }
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => ToolError::Timeout {
+                plugin,
+                limit: limits.timeout,
+            },
+            Some(Trap::OutOfFuel) => ToolError::OutOfFuel {
+                plugin,
+                fuel: limits.fuel.unwrap_or_default(),
+            },
+            Some(Trap::StackOverflow) => ToolError::StackOverflow { plugin },
+            Some(trap) => ToolError::Trap {
+                plugin,
+                message: with_panic_message(&trap.to_string(), stderr),
+            },
+            None if is_pool_exhausted(&e) => ToolError::Unavailable {
+                plugin,
+                message: "too many plugin instances are running; try again shortly".into(),
+            },
+            None => ToolError::Trap {
+                plugin,
+                message: with_panic_message(&format!("{e:#}"), stderr),
+            },
+        }
+    }
+}
+
+fn is_pool_exhausted(e: &wasmtime::Error) -> bool {
+    e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some()
+}
+
+/// Adds the guest's panic message, if it printed one, to a trap description.
+fn with_panic_message(trap: &str, stderr: &str) -> String {
+    match stderr.find("panicked at") {
+        Some(start) => {
+            let panic = stderr[start..].trim();
+            let panic: String = panic.chars().take(2000).collect();
+            format!("{panic} ({trap})")
+        }
+        None => trap.to_owned(),
+    }
+}
+
+fn log_output(plugin: &str, stream: &str, capture: &Capture) {
+    let (text, dropped) = capture.take();
+    log_text(plugin, stream, &text, dropped);
+}
+
+fn log_text(plugin: &str, stream: &str, text: &str, dropped: u64) {
+    if !text.is_empty() {
+        tracing::info!(target: "launch::plugin", plugin, stream, dropped_bytes = dropped, "{}", text.trim_end());
+    } else if dropped > 0 {
+        tracing::info!(target: "launch::plugin", plugin, stream, dropped_bytes = dropped, "output dropped");
+    }
+}
+
+/// Size of `value` serialized as compact JSON, without building the string.
+fn json_size(value: &Value) -> u64 {
+    struct Counter(u64);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building and testing Launch needs on Debian: system packages
+# (only those missing), the wasm32-wasip2 Rust target. Idempotent and quiet
+# when everything is already there.
+set -euo pipefail
+
+APT_PACKAGES=(build-essential pkg-config cmake)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    echo "setup: adding the wasm32-wasip2 Rust target"
+    rustup target add wasm32-wasip2
+fi

@@ -1,0 +1,118 @@
+//! Shared helpers for the integration tests: where the built plugins, guest
+//! fixtures and `launch` binary are, and a tiny DSL for plugin directories.
+//!
+//! Nothing here builds guests: `make plugins fixtures` does, before the tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use launch::plugins::{LoadOptions, Registry};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// A first-party plugin built by `make plugins`, as `plugins/NAME.wasm`.
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    built(repo_root().join("plugins").join(format!("{name}.wasm")), "make plugins")
+}
+
+/// A guest fixture built by `make fixtures`, as `tests/fixtures/build/NAME.wasm`.
+pub fn fixture_wasm(name: &str) -> PathBuf {
+    built(
+        repo_root().join("tests/fixtures/build").join(format!("{name}.wasm")),
+        "make fixtures",
+    )
+}
+
+fn built(path: PathBuf, how: &str) -> PathBuf {
+    assert!(path.is_file(), "{} is missing; run `{how}` first (make test does)", path.display());
+    path
+}
+
+/// The `launch` binary next to this test binary (target/release/launch).
+pub fn launch_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    built(dir.join("launch"), "cargo build --release --bin launch")
+}
+
+/// A temporary plugins directory assembled by a test.
+pub struct PluginDir {
+    pub dir: tempfile::TempDir,
+    cache: PathBuf,
+}
+
+impl Default for PluginDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PluginDir {
+    /// An empty directory with a compile cache shared by all tests (safe:
+    /// entries are content-addressed and written atomically).
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            cache: std::env::temp_dir().join("launch-test-compile-cache"),
+        }
+    }
+
+    /// An empty directory with its own, empty compile cache.
+    pub fn with_private_cache() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join(".cache");
+        Self { dir, cache }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Copies first-party plugin `name` (and its manifest) in.
+    pub fn plugin(self, name: &str) -> Self {
+        let wasm = plugin_wasm(name);
+        std::fs::copy(&wasm, self.path().join(format!("{name}.wasm"))).unwrap();
+        let manifest = repo_root().join("plugins").join(name).join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(manifest).unwrap();
+        self.manifest(name, &text)
+    }
+
+    /// Copies fixture `fixture` in as `as_name.wasm`.
+    pub fn fixture_as(self, fixture: &str, as_name: &str) -> Self {
+        std::fs::copy(fixture_wasm(fixture), self.path().join(format!("{as_name}.wasm"))).unwrap();
+        self
+    }
+
+    /// Copies fixture `name` in under its own name.
+    pub fn fixture(self, name: &str) -> Self {
+        self.fixture_as(name, name)
+    }
+
+    /// Writes `NAME.toml`.
+    pub fn manifest(self, name: &str, text: &str) -> Self {
+        std::fs::write(self.path().join(format!("{name}.toml")), text).unwrap();
+        self
+    }
+
+    /// Writes an arbitrary file.
+    pub fn file(self, name: &str, bytes: &[u8]) -> Self {
+        std::fs::write(self.path().join(name), bytes).unwrap();
+        self
+    }
+
+    pub fn options(&self) -> LoadOptions {
+        LoadOptions {
+            dir: self.path().to_owned(),
+            cache_dir: self.cache.clone(),
+        }
+    }
+
+    /// Loads the directory the way the server does.
+    pub fn load(&self) -> Registry {
+        Registry::load(&self.options()).unwrap()
+    }
+}
