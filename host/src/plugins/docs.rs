@@ -129,6 +129,7 @@ pub fn pack(component: &[u8], wit_dir: &Path) -> Result<Vec<u8>> {
         .with_context(|| format!("cannot parse the WIT package in {}", wit_dir.display()))?;
     let encoded = wit_component::encode(&resolve, package).context("cannot encode the WIT package")?;
     let mut out = strip_section(component)?;
+    out.push(0); // custom section id
     wasm_encoder::Encode::encode(
         &wasm_encoder::CustomSection {
             name: SECTION.into(),
@@ -141,36 +142,29 @@ pub fn pack(component: &[u8], wit_dir: &Path) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Copies `component` without its top-level [`SECTION`].
+/// Copies `component` without its top-level [`SECTION`], section by section.
 fn strip_section(component: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(component.len());
+    let mut out = component.get(..8).context("truncated WebAssembly binary")?.to_vec();
     let mut depth = 0usize;
-    let mut parser = wasmparser::Parser::new(0);
-    let mut offset = 0;
-    // Walk top-level sections by their byte ranges; nested modules and
-    // components are copied whole as part of their enclosing section.
-    loop {
-        let (consumed, payload) = match parser.parse(&component[offset..], true)? {
-            wasmparser::Chunk::NeedMoreData(_) => bail!("truncated WebAssembly binary"),
-            wasmparser::Chunk::Parsed { consumed, payload } => (consumed, payload),
-        };
-        let range = offset..offset + consumed;
-        offset += consumed;
-        match payload {
-            wasmparser::Payload::Version { .. } => {
-                depth += 1;
-                out.extend_from_slice(&component[range]);
-            }
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        let payload = payload.context("not a valid WebAssembly binary")?;
+        match &payload {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
             wasmparser::Payload::CustomSection(reader) if depth == 1 && reader.name() == SECTION => {}
-            wasmparser::Payload::ModuleSection { unchecked_range, .. }
-            | wasmparser::Payload::ComponentSection { unchecked_range, .. } => {
-                out.extend_from_slice(&component[range]);
-                out.extend_from_slice(&component[unchecked_range.clone()]);
-                parser.skip_section();
-                offset = unchecked_range.end;
+            // Nested modules and components arrive whole as one top-level
+            // section (and then again payload by payload at depth > 1).
+            _ if depth == 1 => {
+                if let Some((id, range)) = payload.as_section() {
+                    // `Encode` writes a section's size and contents; the id byte is ours to write.
+                    out.push(id);
+                    wasm_encoder::Encode::encode(
+                        &wasm_encoder::RawSection { id, data: &component[range] },
+                        &mut out,
+                    );
+                }
             }
-            wasmparser::Payload::End(_) => break,
-            _ => out.extend_from_slice(&component[range]),
+            _ => {}
         }
     }
     Ok(out)

@@ -79,11 +79,11 @@ fn check_unknown_keys<'a>(
             return Err(ArgError {
                 path: join_key(path, key),
                 expected: if names.is_empty() {
-                    "no such key (this takes no fields)".into()
+                    "no keys at all".into()
                 } else {
-                    format!("no such key; the known keys are {}", names.join(", "))
+                    format!("one of the keys {}", names.join(", "))
                 },
-                got: format!("unknown key `{key}`"),
+                got: format!("the unknown key `{key}`"),
             });
         }
     }
