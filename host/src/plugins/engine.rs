@@ -118,17 +118,19 @@ impl CompileCache {
     /// bytes and a compatible engine exists, else compiling and storing it.
     pub fn load(&self, engine: &Engine, wasm: &[u8]) -> Result<(Component, CacheOutcome)> {
         let path = self.dir.join(format!("{}-{}.cwasm", hex::encode(Sha256::digest(wasm)), engine_key(engine)));
-        if path.exists() {
-            // SAFETY: `Component::deserialize_file` trusts that the file is an
+        // Read the artifact into memory rather than mapping the file: a file
+        // truncated under a live mapping would crash the server with SIGBUS.
+        if let Ok(artifact) = std::fs::read(&path) {
+            // SAFETY: `Component::deserialize` trusts that the bytes are an
             // artifact produced by `Engine::precompile_component`. This cache
             // directory is private to the server (it lives in the data
             // directory), files are only ever written by `store` below via
             // write-to-temp-then-rename, names bind the source hash and the
-            // engine configuration, and wasmtime itself rejects artifacts from
-            // another version or configuration. A corrupt file fails to load and
-            // is recompiled.
+            // engine configuration, and wasmtime itself checks the artifact's
+            // header against this engine's version and configuration. A corrupt
+            // file fails to load and is recompiled.
             #[allow(unsafe_code)]
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            match unsafe { Component::deserialize(engine, &artifact) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compile cache entry"),
             }

@@ -320,7 +320,15 @@ pub fn val_to_json(val: &Val) -> Value {
         Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
             Value::Array(items.iter().map(val_to_json).collect())
         }
-        Val::Record(fields) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), val_to_json(v))).collect()),
+        // An option field that is `none` is left out, exactly as arguments
+        // leave it out, so records have one encoding in both directions.
+        Val::Record(fields) => Value::Object(
+            fields
+                .iter()
+                .filter(|(_, v)| !matches!(v, Val::Option(None)))
+                .map(|(k, v)| (k.clone(), val_to_json(v)))
+                .collect(),
+        ),
         Val::Variant(name, None) | Val::Enum(name) => Value::String(name.clone()),
         Val::Variant(name, Some(payload)) => single(name, val_to_json(payload)),
         Val::Option(None) => Value::Null,
