@@ -116,3 +116,53 @@ impl PluginDir {
         Registry::load(&self.options()).unwrap()
     }
 }
+
+/// Latency statistics for the benchmarks: median and tail of per-operation samples.
+pub mod stats {
+    use std::time::Duration;
+
+    /// Summary of a set of samples.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Summary {
+        pub n: usize,
+        pub p50: Duration,
+        pub p90: Duration,
+        pub p99: Duration,
+        pub mean: Duration,
+    }
+
+    /// Summarises `samples` (sorted in place).
+    pub fn summarize(samples: &mut [Duration]) -> Summary {
+        assert!(!samples.is_empty());
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+        let total: Duration = samples.iter().sum();
+        Summary {
+            n: samples.len(),
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            mean: total / samples.len() as u32,
+        }
+    }
+
+    /// Formats a duration in µs with two decimals.
+    pub fn us(d: Duration) -> String {
+        format!("{:.2} µs", d.as_secs_f64() * 1e6)
+    }
+
+    /// Formats a duration in ms with two decimals.
+    pub fn ms(d: Duration) -> String {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    }
+
+    /// One line describing the machine, for benchmark reports.
+    pub fn machine() -> String {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+            .unwrap_or_else(|| "unknown CPU".into());
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+        format!("{cpu}, {cores} cores")
+    }
+}

@@ -1,0 +1,99 @@
+//! Plugin runtime benchmarks (issue: plugin runtime): host overhead of one tool
+//! call on `calculator` versus the same computation natively, and startup to
+//! ready with the five first-party plugins, cold and warm.
+//!
+//! Run with `make bench`. Prints Markdown rows for BENCHMARKS.md.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use launch::plugins::{LoadOptions, Registry};
+use launch_tests::{PluginDir, repo_root};
+use launch_tests::stats::{machine, ms, summarize, us};
+use serde_json::json;
+
+// The calculator plugin's evaluator, compiled natively for the comparison.
+#[allow(dead_code, clippy::all)]
+#[path = "../../plugins/calculator/src/eval.rs"]
+mod eval;
+
+const EXPRESSION: &str = "2 * (3 + 4) - sqrt(16) / 2";
+const PLUGINS: [&str; 5] = ["calculator", "clock", "text", "files", "http-fetch"];
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    println!("machine: {}\n", machine());
+    tool_call(&rt);
+    startup(&rt);
+}
+
+fn tool_call(rt: &tokio::runtime::Runtime) {
+    let dir = PluginDir::new().plugin("calculator");
+    let registry = dir.load();
+    let args = json!({"expression": EXPRESSION});
+    let tool = registry.get("calculator_evaluate").unwrap().clone();
+    let samples = rt.block_on(async {
+        for _ in 0..2_000 {
+            tool.call(&args).await.unwrap();
+        }
+        let mut samples = Vec::with_capacity(20_000);
+        for _ in 0..20_000 {
+            let start = Instant::now();
+            let v = tool.call(&args).await.unwrap();
+            samples.push(start.elapsed());
+            std::hint::black_box(v);
+        }
+        samples
+    });
+    let mut samples = samples;
+    let wasm = summarize(&mut samples);
+
+    // Native: batches, since one evaluation is shorter than the clock's resolution.
+    let mut native = Vec::with_capacity(2_000);
+    for _ in 0..2_000 {
+        let start = Instant::now();
+        for _ in 0..100 {
+            std::hint::black_box(eval::evaluate(std::hint::black_box(EXPRESSION)).unwrap());
+        }
+        native.push(start.elapsed() / 100);
+    }
+    let native = summarize(&mut native);
+    println!("## Tool call: calculator_evaluate(\"{EXPRESSION}\"), {} sequential calls", wasm.n);
+    println!("| measure | p50 | p90 | p99 | mean |");
+    println!("|---|---|---|---|---|");
+    println!("| full call (validate + convert + fresh instance + call + convert) | {} | {} | {} | {} |", us(wasm.p50), us(wasm.p90), us(wasm.p99), us(wasm.mean));
+    println!("| native Rust `eval::evaluate` | {} | {} | {} | {} |", us(native.p50), us(native.p90), us(native.p99), us(native.mean));
+    println!("| ratio (p50) | {:.0}x | | | |\n", wasm.p50.as_secs_f64() / native.p50.as_secs_f64());
+}
+
+fn startup(rt: &tokio::runtime::Runtime) {
+    let _guard = rt.enter();
+    // The repository's own plugins folder, as `make run` serves it.
+    let options = |cache: &std::path::Path| LoadOptions {
+        dir: repo_root().join("plugins"),
+        cache_dir: cache.to_owned(),
+    };
+    let mut cold = Vec::new();
+    for _ in 0..5 {
+        let cache = tempfile::tempdir().unwrap();
+        cold.push(time_load(&options(cache.path())));
+    }
+    let cache = tempfile::tempdir().unwrap();
+    time_load(&options(cache.path()));
+    let mut warm: Vec<Duration> = (0..10).map(|_| time_load(&options(cache.path()))).collect();
+    let (cold, warm) = (summarize(&mut cold), summarize(&mut warm));
+    println!("## Startup to ready: load the five first-party plugins (Registry::load)");
+    println!("| cache | runs | p50 | max |");
+    println!("|---|---|---|---|");
+    println!("| cold (compile) | {} | {} | {} |", cold.n, ms(cold.p50), ms(cold.p99));
+    println!("| warm (compile cache) | {} | {} | {} |\n", warm.n, ms(warm.p50), ms(warm.p99));
+}
+
+fn time_load(options: &LoadOptions) -> Duration {
+    let start = Instant::now();
+    let registry = Registry::load(options).unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(registry.report().loaded.len(), PLUGINS.len(), "{:#?}", registry.report().failed);
+    elapsed
+}
