@@ -23,9 +23,16 @@ const PLUGINS: [&str; 5] = ["calculator", "clock", "text", "files", "http-fetch"
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    // `cargo bench --bench runtime -- NAME` runs only the sections containing NAME.
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     println!("machine: {}\n", machine());
-    tool_call(&rt);
-    startup(&rt);
+    if wanted("tool_call") {
+        tool_call(&rt);
+    }
+    if wanted("startup") {
+        startup(&rt);
+    }
 }
 
 fn tool_call(rt: &tokio::runtime::Runtime) {

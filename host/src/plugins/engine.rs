@@ -85,7 +85,8 @@ fn config(fuel: bool) -> Config {
         .max_core_instance_size(1 << 20)
         // Keep a little of each slot resident so small guests don't fault
         // their first pages in again on every call.
-        .linear_memory_keep_resident(64 * 1024)
+        .linear_memory_keep_resident(std::env::var("EXP_KEEP").ok().and_then(|v| v.parse().ok()).unwrap_or(64 * 1024))
+        .decommit_batch_size(std::env::var("EXP_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(1))
         .table_keep_resident(16 * 1024);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config

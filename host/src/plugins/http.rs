@@ -1,78 +1,323 @@
 //! The outbound-HTTP gate: every `wasi:http` request a plugin makes passes
-//! through [`HttpGate::send_request`], which checks it against the manifest's
-//! allowlist before anything leaves the host.
+//! through [`HttpGate::send_request`] before anything leaves the host.
+//!
+//! In order, a request must: match an allowlist pattern of the manifest
+//! (scheme, host and port); carry credential headers only where the matching
+//! grant allows them; resolve (on the host) to public addresses unless the
+//! pattern names a private host explicitly (SSRF). Plain-HTTP requests are then
+//! pinned to the checked address so a second DNS answer cannot redirect them
+//! (for HTTPS the certificate check binds the name). Timeouts are clamped to
+//! the call's deadline and response bodies are capped. Redirects are never
+//! followed by the host: each hop is a new request and passes the gate again.
 
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, COOKIE, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use wasmtime_wasi_http::{
+    DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks,
+};
 
-use super::http_policy::HostPattern;
-use super::manifest::Manifest;
+use super::http_policy::{HostPattern, is_public};
+use super::manifest::{Manifest, secret_references};
 
-/// Per-call outbound HTTP policy.
+/// Longest a connection attempt may take, whatever the guest asks for.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One allowlist entry, ready to use.
+struct Rule {
+    pattern: HostPattern,
+    credentials: bool,
+    inject: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// A plugin's outbound HTTP policy, built once at load.
+pub struct HttpPolicy {
+    rules: Vec<Rule>,
+    any_credentials: bool,
+    max_response_bytes: u64,
+    deadline: Duration,
+}
+
+impl HttpPolicy {
+    /// Builds the policy; `secrets` resolves `${NAME}` in injected headers.
+    pub fn new(manifest: &Manifest, secrets: &std::collections::BTreeMap<String, String>) -> anyhow::Result<Self> {
+        let mut rules = Vec::new();
+        for grant in &manifest.grants.http {
+            let pattern = HostPattern::parse(&grant.url)?;
+            let mut inject = Vec::new();
+            for (name, template) in &grant.headers {
+                let mut value = template.clone();
+                for reference in secret_references(template) {
+                    let secret = secrets.get(reference).map(String::as_str).unwrap_or_default();
+                    value = value.replace(&format!("${{{reference}}}"), secret);
+                }
+                let mut value = HeaderValue::from_str(&value)
+                    .map_err(|_| anyhow::anyhow!("grants.http: the value of header {name:?} is not a valid header value"))?;
+                value.set_sensitive(true);
+                inject.push((HeaderName::from_bytes(name.as_bytes())?, value));
+            }
+            rules.push(Rule {
+                pattern,
+                credentials: grant.credentials,
+                inject,
+            });
+        }
+        Ok(Self {
+            any_credentials: rules.iter().any(|r| r.credentials),
+            rules,
+            max_response_bytes: manifest.limits.max_http_response_bytes,
+            deadline: manifest.limits.timeout,
+        })
+    }
+}
+
+/// Per-call gate over the plugin's [`HttpPolicy`].
 pub struct HttpGate {
     plugin: Arc<str>,
-    allow: Arc<[HostPattern]>,
+    policy: Arc<HttpPolicy>,
 }
 
 impl HttpGate {
     /// The gate for one call of `plugin`.
-    pub fn new(plugin: Arc<str>, manifest: &Manifest) -> Self {
-        let allow: Vec<HostPattern> = manifest
-            .grants
-            .http
-            .iter()
-            // Patterns were validated when the manifest was loaded.
-            .filter_map(|p| HostPattern::parse(p).ok())
-            .collect();
-        Self {
-            plugin,
-            allow: allow.into(),
+    pub fn new(plugin: Arc<str>, policy: Arc<HttpPolicy>) -> Self {
+        Self { plugin, policy }
+    }
+}
+
+/// Why the gate refused a request; logged, and mapped to a `wasi:http` error code.
+#[derive(Debug)]
+enum Refusal {
+    NotAllowed,
+    Credentials,
+    Private(IpAddr),
+    Unresolvable(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotAllowed => write!(f, "no grants.http pattern matches the scheme, host and port"),
+            Refusal::Credentials => write!(f, "credential headers are not granted for this host"),
+            Refusal::Private(ip) => write!(f, "the host resolves to the non-public address {ip}, which no pattern names"),
+            Refusal::Unresolvable(host) => write!(f, "{host} does not resolve"),
         }
     }
+}
 
-    fn allowed(&self, uri: &http::Uri) -> bool {
-        let scheme = uri.scheme_str().unwrap_or("https");
-        let Some(host) = uri.host() else {
-            return false;
-        };
-        let port = uri
-            .port_u16()
-            .unwrap_or(if scheme.eq_ignore_ascii_case("http") { 80 } else { 443 });
-        self.allow.iter().any(|p| p.matches(scheme, host, port))
+impl Refusal {
+    fn error(&self) -> HttpError {
+        match self {
+            Refusal::NotAllowed | Refusal::Credentials => HttpError::HttpRequestDenied,
+            Refusal::Private(_) => HttpError::DestinationIpProhibited,
+            Refusal::Unresolvable(_) => HttpError::DestinationNotFound,
+        }
     }
 }
 
 type SendFuture = Box<
     dyn Future<
             Output = Result<
-                (
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-                ),
+                (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>),
                 HttpError,
             >,
         > + Send,
 >;
 
 impl WasiHttpHooks for HttpGate {
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        // Credential headers are refused when the guest creates them, unless
+        // some grant allows them; `send_request` then checks the destination.
+        let allow_credentials = self.policy.any_credentials;
+        Arc::new(move |name| {
+            DEFAULT_FORBIDDEN_HEADERS.contains(name)
+                || (!allow_credentials && (name == AUTHORIZATION || name == COOKIE || name == PROXY_AUTHORIZATION))
+        })
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
-        if !self.allowed(request.uri()) {
-            tracing::warn!(plugin = %self.plugin, uri = %request.uri(), "outbound HTTP request denied: not in the plugin's grants.http");
-            return Box::new(async { Err(HttpError::HttpRequestDenied) });
-        }
+        let plugin = self.plugin.clone();
+        let policy = self.policy.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-            ))
+            let uri = request.uri().clone();
+            let request = match admit(&policy, request).await {
+                Ok(request) => request,
+                Err(refusal) => {
+                    tracing::warn!(target: "launch::plugin", plugin = %plugin, %uri, reason = %refusal, "outbound HTTP request denied");
+                    return Err(refusal.error());
+                }
+            };
+            let options = clamp(options, policy.deadline);
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let limit = policy.max_response_bytes;
+            let response = response.map(|body| {
+                LimitedBody {
+                    inner: body.boxed_unsync(),
+                    remaining: limit,
+                    limit,
+                }
+                .boxed_unsync()
+            });
+            Ok((response, Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>))
         })
+    }
+}
+
+/// Applies the policy to one request, returning it ready to send.
+async fn admit(policy: &HttpPolicy, mut request: http::Request<WasiBody>) -> Result<http::Request<WasiBody>, Refusal> {
+    let uri = request.uri().clone();
+    let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+    let host = uri.host().ok_or(Refusal::NotAllowed)?.to_owned();
+    let port = uri.port_u16().unwrap_or(if scheme == "http" { 80 } else { 443 });
+    let rule = policy
+        .rules
+        .iter()
+        .find(|r| r.pattern.matches(&scheme, &host, port))
+        .ok_or(Refusal::NotAllowed)?;
+    let headers = request.headers();
+    if !rule.credentials && [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION].iter().any(|h| headers.contains_key(h)) {
+        return Err(Refusal::Credentials);
+    }
+
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = match bare_host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::time::timeout(MAX_CONNECT_TIMEOUT, tokio::net::lookup_host((bare_host, port)))
+            .await
+            .map_err(|_| Refusal::Unresolvable(host.clone()))?
+            .map_err(|_| Refusal::Unresolvable(host.clone()))?
+            .collect(),
+    };
+    let first = check_destination(&rule.pattern, &addrs).map_err(|e| match e {
+        Some(ip) => Refusal::Private(ip),
+        None => Refusal::Unresolvable(host.clone()),
+    })?;
+
+    for (name, value) in &rule.inject {
+        request.headers_mut().insert(name.clone(), value.clone());
+    }
+    if scheme == "http" {
+        // Pin plain HTTP to the address just checked; the Host header keeps the name.
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let pinned = match first.ip() {
+            IpAddr::V4(ip) => format!("http://{ip}:{port}{path}"),
+            IpAddr::V6(ip) => format!("http://[{ip}]:{port}{path}"),
+        };
+        *request.uri_mut() = pinned.parse().map_err(|_| Refusal::NotAllowed)?;
+    }
+    Ok(request)
+}
+
+/// The address to connect to, if every resolved address is allowed: public,
+/// or the pattern names a private host itself. `Err(Some(ip))` names the first
+/// forbidden address, `Err(None)` means nothing resolved.
+fn check_destination(pattern: &HostPattern, addrs: &[SocketAddr]) -> Result<SocketAddr, Option<IpAddr>> {
+    let first = *addrs.first().ok_or(None)?;
+    if !pattern.names_private_host()
+        && let Some(private) = addrs.iter().find(|a| !is_public(a.ip()))
+    {
+        return Err(Some(private.ip()));
+    }
+    Ok(first)
+}
+
+/// Caps each timeout the guest asked for at the call's deadline (and the
+/// connect timeout at [`MAX_CONNECT_TIMEOUT`]); wasi-http's defaults are 600 s.
+fn clamp(options: Option<RequestOptions>, deadline: Duration) -> RequestOptions {
+    let pick = |asked: Option<Duration>, cap: Duration| asked.map_or(cap, |a| a.min(cap));
+    let options = options.unwrap_or_default();
+    RequestOptions {
+        connect_timeout: Some(pick(options.connect_timeout, MAX_CONNECT_TIMEOUT.min(deadline))),
+        first_byte_timeout: Some(pick(options.first_byte_timeout, deadline)),
+        between_bytes_timeout: Some(pick(options.between_bytes_timeout, deadline)),
+    }
+}
+
+/// A response body that fails once more than `limit` bytes have arrived.
+struct LimitedBody {
+    inner: WasiBody,
+    remaining: u64,
+    limit: u64,
+}
+
+impl Body for LimitedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > self.remaining {
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.limit)))));
+                    }
+                    self.remaining -= len;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn names_that_resolve_to_private_addresses_are_refused() {
+        let by_name = HostPattern::parse("https://*.example.com").unwrap();
+        assert!(check_destination(&by_name, &addrs(&["93.184.216.34:443"])).is_ok());
+        // DNS for an allowed name pointing inside (SSRF): refused, even if only one answer is private.
+        assert_eq!(
+            check_destination(&by_name, &addrs(&["93.184.216.34:443", "169.254.169.254:443"])),
+            Err(Some("169.254.169.254".parse().unwrap()))
+        );
+        assert_eq!(check_destination(&by_name, &[]), Err(None));
+    }
+
+    #[test]
+    fn patterns_naming_private_hosts_reach_them() {
+        let literal = HostPattern::parse("http://127.0.0.1:8080").unwrap();
+        assert!(check_destination(&literal, &addrs(&["127.0.0.1:8080"])).is_ok());
+        let localhost = HostPattern::parse("http://localhost:8080").unwrap();
+        assert!(check_destination(&localhost, &addrs(&["127.0.0.1:8080", "[::1]:8080"])).is_ok());
+    }
+
+    #[test]
+    fn timeouts_are_clamped_to_the_deadline() {
+        let asked = RequestOptions {
+            connect_timeout: Some(Duration::from_secs(600)),
+            first_byte_timeout: None,
+            between_bytes_timeout: Some(Duration::from_millis(5)),
+        };
+        let o = clamp(Some(asked), Duration::from_secs(3));
+        assert_eq!(o.connect_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(o.first_byte_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(o.between_bytes_timeout, Some(Duration::from_millis(5)));
     }
 }

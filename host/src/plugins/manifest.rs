@@ -27,6 +27,8 @@ pub struct Limits {
     pub fuel: Option<u64>,
     /// Maximum bytes of guest stdout and of stderr captured per call; the rest is dropped.
     pub max_log_bytes: u64,
+    /// Largest response body one outbound HTTP request may receive.
+    pub max_http_response_bytes: u64,
 }
 
 fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -42,6 +44,7 @@ impl Default for Limits {
             max_concurrency: 32,
             fuel: None,
             max_log_bytes: 64 * 1024,
+            max_http_response_bytes: 10 * MIB,
         }
     }
 }
@@ -91,8 +94,25 @@ pub struct Grants {
     pub config: BTreeMap<String, String>,
     /// Directories mapped into the guest.
     pub dirs: Vec<DirGrant>,
-    /// Outbound HTTP allowlist patterns (`scheme://host[:port]`).
-    pub http: Vec<String>,
+    /// Secrets: names the plugin reads through `launch:plugin/config`, each
+    /// mapped to the host environment variable holding the value. Only the
+    /// variable name is kept here; values are read at load and never logged.
+    pub secrets: BTreeMap<String, String>,
+    /// Outbound HTTP allowlist.
+    pub http: Vec<HttpGrant>,
+}
+
+/// One outbound-HTTP allowlist entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpGrant {
+    /// `scheme://host[:port]` pattern, `*.` allowed for subdomains.
+    pub url: String,
+    /// Whether the guest may send `Authorization`, `Cookie` and
+    /// `Proxy-Authorization` headers to matching hosts.
+    pub credentials: bool,
+    /// Headers the host adds to every request to matching hosts. Values may
+    /// reference secrets as `${NAME}`; the guest never sees the result.
+    pub headers: BTreeMap<String, String>,
 }
 
 /// A validated manifest, ready for the runtime.
@@ -152,6 +172,7 @@ struct RawLimits {
     max_concurrency: Option<u32>,
     fuel: Option<u64>,
     max_log_bytes: Option<u64>,
+    max_http_response_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,7 +185,26 @@ struct RawGrants {
     #[serde(default)]
     dirs: Vec<RawDir>,
     #[serde(default)]
-    http: Vec<String>,
+    secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    http: Vec<RawHttpGrant>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawHttpGrant {
+    Pattern(String),
+    Detailed(RawHttpDetail),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpDetail {
+    url: String,
+    #[serde(default)]
+    credentials: bool,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,6 +288,7 @@ fn validate_limits(raw: RawLimits) -> Result<Limits, ParseFailure> {
     )?;
     let fuel = in_range("fuel", raw.fuel, 1, u64::MAX)?;
     let log_bytes = in_range("max_log_bytes", raw.max_log_bytes, 0, 16 * MIB)?;
+    let http_bytes = in_range("max_http_response_bytes", raw.max_http_response_bytes, 1, 1024 * MIB)?;
     Ok(Limits {
         timeout: timeout_ms.map_or(defaults.timeout, Duration::from_millis),
         memory_bytes: memory_mib.map_or(defaults.memory_bytes, |m| m * MIB),
@@ -255,6 +296,7 @@ fn validate_limits(raw: RawLimits) -> Result<Limits, ParseFailure> {
         max_concurrency: concurrency.unwrap_or(defaults.max_concurrency),
         fuel,
         max_log_bytes: log_bytes.unwrap_or(defaults.max_log_bytes),
+        max_http_response_bytes: http_bytes.unwrap_or(defaults.max_http_response_bytes),
     })
 }
 
@@ -309,16 +351,63 @@ fn validate_grants(raw: RawGrants, base: &Path) -> Result<Grants, ParseFailure> 
             mode: dir.mode,
         });
     }
-    for pattern in &raw.http {
-        crate::plugins::http_policy::HostPattern::parse(pattern)
+    for (name, var) in &raw.secrets {
+        if name.is_empty() || var.is_empty() || var.contains('=') {
+            return Err(invalid(format!(
+                "grants.secrets: {name:?} = {var:?} must map a non-empty name to a host environment variable name"
+            )));
+        }
+        if raw.config.contains_key(name) {
+            return Err(invalid(format!(
+                "grants.secrets: {name:?} is also a key of grants.config; use distinct names"
+            )));
+        }
+    }
+    let mut http = Vec::with_capacity(raw.http.len());
+    for grant in raw.http {
+        let grant = match grant {
+            RawHttpGrant::Pattern(url) => HttpGrant {
+                url,
+                credentials: false,
+                headers: BTreeMap::new(),
+            },
+            RawHttpGrant::Detailed(d) => HttpGrant {
+                url: d.url,
+                credentials: d.credentials,
+                headers: d.headers,
+            },
+        };
+        crate::plugins::http_policy::HostPattern::parse(&grant.url)
             .map_err(|e| invalid(format!("grants.http: {e}")))?;
+        for (name, value) in &grant.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(invalid(format!("grants.http: {name:?} is not a valid header name")));
+            }
+            for reference in secret_references(value) {
+                if !raw.secrets.contains_key(reference) {
+                    return Err(invalid(format!(
+                        "grants.http: header {name:?} uses ${{{reference}}}, which is not in grants.secrets"
+                    )));
+                }
+            }
+        }
+        http.push(grant);
     }
     Ok(Grants {
         env: raw.env,
         config: raw.config,
         dirs,
-        http: raw.http,
+        secrets: raw.secrets,
+        http,
     })
+}
+
+/// The `NAME`s of `${NAME}` references in a header template.
+pub fn secret_references(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
 }
 
 #[cfg(test)]
@@ -367,6 +456,21 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("/definitely/not/here"), "{err}");
         assert!(err.contains("create it or fix the path"), "{err}");
+    }
+
+    #[test]
+    fn http_grants_take_strings_or_tables_and_check_secret_references() {
+        let m = parse(
+            "[grants]\nsecrets = { token = \"GH_TOKEN\" }\nhttp = [\"https://a.example\", { url = \"https://api.example\", credentials = true, headers = { authorization = \"Bearer ${token}\" } }]\n",
+        )
+        .unwrap();
+        assert_eq!(m.grants.http.len(), 2);
+        assert!(!m.grants.http[0].credentials && m.grants.http[1].credentials);
+        let err = parse("[grants]\nhttp = [{ url = \"https://x.example\", headers = { authorization = \"${nope}\" } }]\n")
+            .unwrap_err();
+        assert!(err.contains("${nope}"), "{err}");
+        let err = parse("[grants]\nhttp = [\"example.com\"]\n").unwrap_err();
+        assert!(err.contains("scheme://host[:port]"), "{err}");
     }
 
     #[test]

@@ -245,7 +245,7 @@ fn load_plugin(path: &Path, engines: &Engines, linkers: &[Linker<HostState>; 2],
             "{e:#}. The host provides WASI 0.2 (cli, io, clocks, random, filesystem, sockets, http) and launch:plugin@0.1.x (log, config); rebuild the plugin against those"
         )
     })?;
-    let plugin = Arc::new(Plugin::new(name.clone(), manifest, pre));
+    let plugin = Arc::new(Plugin::new(name.clone(), manifest, pre)?);
     let tools = derive_tools(&plugin, &component, docs.as_ref(), &mut warnings)?;
     if tools.is_empty() {
         bail!("exports no functions, so it provides no tools; export at least one documented function from its world");

@@ -16,7 +16,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::engine::EPOCH_TICK;
 use super::error::ToolError;
 use super::host_api::PluginApi;
-use super::http::HttpGate;
+use super::http::{HttpGate, HttpPolicy};
 use super::manifest::{DirMode, Manifest};
 use super::shape::Shape;
 use super::stdio::Capture;
@@ -107,27 +107,40 @@ pub struct Plugin {
     permits: Semaphore,
     config: Arc<BTreeMap<String, String>>,
     env: Vec<(String, String)>,
+    http: Arc<HttpPolicy>,
 }
 
 impl Plugin {
-    /// Wraps a linked component with its manifest.
-    pub fn new(name: Arc<str>, manifest: Manifest, pre: InstancePre<HostState>) -> Self {
-        // Environment grants are read once, at load, from the server's own
-        // environment; names that are not set are simply absent.
+    /// Wraps a linked component with its manifest, resolving environment
+    /// and secret grants from the server's environment.
+    pub fn new(name: Arc<str>, manifest: Manifest, pre: InstancePre<HostState>) -> anyhow::Result<Self> {
+        // Environment grants are read once, at load; names that are not set
+        // are simply absent in the guest.
         let env = manifest
             .grants
             .env
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
             .collect();
-        Self {
+        let mut secrets = BTreeMap::new();
+        for (key, var) in &manifest.grants.secrets {
+            let value = std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("secret `{key}` is read from the environment variable {var}, which is not set; set it or remove the grant")
+            })?;
+            secrets.insert(key.clone(), value);
+        }
+        let http = Arc::new(HttpPolicy::new(&manifest, &secrets)?);
+        let mut config = manifest.grants.config.clone();
+        config.extend(secrets);
+        Ok(Self {
             permits: Semaphore::new(manifest.limits.max_concurrency as usize),
-            config: Arc::new(manifest.grants.config.clone()),
+            config: Arc::new(config),
             env,
+            http,
             name,
             manifest,
             pre,
-        }
+        })
     }
 
     fn new_store(&self, stdout: &Capture, stderr: &Capture) -> Result<Store<HostState>, ToolError> {
@@ -150,7 +163,7 @@ impl Plugin {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            http_gate: HttpGate::new(self.name.clone(), &self.manifest),
+            http_gate: HttpGate::new(self.name.clone(), self.http.clone()),
             api: PluginApi::new(self.name.clone(), self.config.clone()),
             limiter: MemoryLimiter {
                 memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
@@ -237,8 +250,8 @@ impl Tool {
         };
         let outcome = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, run).await;
         log_output(&plugin.name, "stdout", &stdout);
-        let (stderr_text, _) = stderr.take();
-        log_text(&plugin.name, "stderr", &stderr_text, 0);
+        let (stderr_text, stderr_dropped) = stderr.take();
+        log_text(&plugin.name, "stderr", &stderr_text, stderr_dropped);
         match outcome {
             Err(_elapsed) => Err(ToolError::Timeout {
                 plugin: plugin.name.to_string(),
