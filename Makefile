@@ -57,6 +57,7 @@ lint: setup
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cd plugins && cargo fmt --all --check && cargo clippy --locked --target wasm32-wasip2 --target-dir $(WASM_TARGET_DIR) -- -D warnings
+	cd tests/fixtures && cargo fmt --all --check && cargo clippy --locked --target wasm32-wasip2 --target-dir $(WASM_TARGET_DIR) -- -D warnings
 
 fmt:
 	cargo fmt --all

@@ -34,10 +34,20 @@ enum Command {
 #[derive(Args, Clone)]
 struct Locations {
     /// Folder holding NAME.wasm plugins (and optional NAME.toml manifests).
-    #[arg(long = "plugins", env = "LAUNCH_PLUGINS_DIR", default_value = "./plugins", value_name = "DIR")]
+    #[arg(
+        long = "plugins",
+        env = "LAUNCH_PLUGINS_DIR",
+        default_value = "./plugins",
+        value_name = "DIR"
+    )]
     plugins_dir: PathBuf,
     /// Folder for the server's data, including the compiled-plugin cache.
-    #[arg(long, env = "LAUNCH_DATA_DIR", default_value = "./data", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "LAUNCH_DATA_DIR",
+        default_value = "./data",
+        value_name = "DIR"
+    )]
     data_dir: PathBuf,
 }
 
@@ -53,7 +63,12 @@ impl Locations {
 #[derive(Args)]
 struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "LAUNCH_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "LAUNCH_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
     listen: SocketAddr,
     #[command(flatten)]
     locations: Locations,
@@ -101,7 +116,11 @@ enum PluginCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LAUNCH_LOG")
@@ -153,7 +172,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Tools(ToolsCommand::Call { name, args, locations }) => {
+        Command::Tools(ToolsCommand::Call {
+            name,
+            args,
+            locations,
+        }) => {
             let args: Value = serde_json::from_str(&args)
                 .with_context(|| format!("the arguments are not valid JSON: {args}"))?;
             let rt = runtime()?;
@@ -170,10 +193,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Plugin(PluginCommand::Pack { wit, input, output }) => {
-            let bytes = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
+            let bytes = std::fs::read(&input)
+                .with_context(|| format!("cannot read {}", input.display()))?;
             let packed = launch::plugins::docs::pack(&bytes, &wit)?;
             let output = output.unwrap_or(input);
-            std::fs::write(&output, packed).with_context(|| format!("cannot write {}", output.display()))?;
+            std::fs::write(&output, packed)
+                .with_context(|| format!("cannot write {}", output.display()))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -213,10 +238,23 @@ fn print_tools(registry: &Registry) {
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         for (name, schema) in props.into_iter().flatten() {
-            let ty = schema.get("type").and_then(Value::as_str).unwrap_or("value");
-            let opt = if required.contains(&name.as_str()) { "" } else { ", optional" };
-            let desc = schema.get("description").and_then(Value::as_str).unwrap_or("");
-            println!("    - {name} ({ty}{opt}) {}", desc.lines().next().unwrap_or(""));
+            let ty = schema
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("value");
+            let opt = if required.contains(&name.as_str()) {
+                ""
+            } else {
+                ", optional"
+            };
+            let desc = schema
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            println!(
+                "    - {name} ({ty}{opt}) {}",
+                desc.lines().next().unwrap_or("")
+            );
         }
     }
     for failed in &report.failed {

@@ -9,12 +9,12 @@
 use std::time::{Duration, Instant};
 
 use launch::plugins::{LoadOptions, Registry};
-use launch_tests::{PluginDir, repo_root};
 use launch_tests::stats::{machine, ms, summarize, us};
+use launch_tests::{PluginDir, repo_root};
 use serde_json::json;
 
 // The calculator plugin's evaluator, compiled natively for the comparison.
-#[allow(dead_code, clippy::all)]
+#[allow(dead_code, unused_imports, clippy::all)]
 #[path = "../../plugins/calculator/src/eval.rs"]
 mod eval;
 
@@ -22,9 +22,15 @@ const EXPRESSION: &str = "2 * (3 + 4) - sqrt(16) / 2";
 const PLUGINS: [&str; 5] = ["calculator", "clock", "text", "files", "http-fetch"];
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     // `cargo bench --bench runtime -- NAME` runs only the sections containing NAME.
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     println!("machine: {}\n", machine());
     if wanted("tool_call") {
@@ -45,12 +51,17 @@ fn tool_call(rt: &tokio::runtime::Runtime) {
             tool.call(&args).await.unwrap();
         }
         let mut samples = Vec::with_capacity(20_000);
+        let faults = minor_faults();
         for _ in 0..20_000 {
             let start = Instant::now();
             let v = tool.call(&args).await.unwrap();
             samples.push(start.elapsed());
             std::hint::black_box(v);
         }
+        eprintln!(
+            "minor page faults per call: {:.1}",
+            (minor_faults() - faults) as f64 / 20_000.0
+        );
         samples
     });
     let mut samples = samples;
@@ -66,12 +77,30 @@ fn tool_call(rt: &tokio::runtime::Runtime) {
         native.push(start.elapsed() / 100);
     }
     let native = summarize(&mut native);
-    println!("## Tool call: calculator_evaluate(\"{EXPRESSION}\"), {} sequential calls", wasm.n);
+    println!(
+        "## Tool call: calculator_evaluate(\"{EXPRESSION}\"), {} sequential calls",
+        wasm.n
+    );
     println!("| measure | p50 | p90 | p99 | mean |");
     println!("|---|---|---|---|---|");
-    println!("| full call (validate + convert + fresh instance + call + convert) | {} | {} | {} | {} |", us(wasm.p50), us(wasm.p90), us(wasm.p99), us(wasm.mean));
-    println!("| native Rust `eval::evaluate` | {} | {} | {} | {} |", us(native.p50), us(native.p90), us(native.p99), us(native.mean));
-    println!("| ratio (p50) | {:.0}x | | | |\n", wasm.p50.as_secs_f64() / native.p50.as_secs_f64());
+    println!(
+        "| full call (validate + convert + fresh instance + call + convert) | {} | {} | {} | {} |",
+        us(wasm.p50),
+        us(wasm.p90),
+        us(wasm.p99),
+        us(wasm.mean)
+    );
+    println!(
+        "| native Rust `eval::evaluate` | {} | {} | {} | {} |",
+        us(native.p50),
+        us(native.p90),
+        us(native.p99),
+        us(native.mean)
+    );
+    println!(
+        "| ratio (p50) | {:.0}x | | | |\n",
+        wasm.p50.as_secs_f64() / native.p50.as_secs_f64()
+    );
 }
 
 fn startup(rt: &tokio::runtime::Runtime) {
@@ -93,14 +122,38 @@ fn startup(rt: &tokio::runtime::Runtime) {
     println!("## Startup to ready: load the five first-party plugins (Registry::load)");
     println!("| cache | runs | p50 | max |");
     println!("|---|---|---|---|");
-    println!("| cold (compile) | {} | {} | {} |", cold.n, ms(cold.p50), ms(cold.p99));
-    println!("| warm (compile cache) | {} | {} | {} |\n", warm.n, ms(warm.p50), ms(warm.p99));
+    println!(
+        "| cold (compile) | {} | {} | {} |",
+        cold.n,
+        ms(cold.p50),
+        ms(cold.p99)
+    );
+    println!(
+        "| warm (compile cache) | {} | {} | {} |\n",
+        warm.n,
+        ms(warm.p50),
+        ms(warm.p99)
+    );
 }
 
 fn time_load(options: &LoadOptions) -> Duration {
     let start = Instant::now();
     let registry = Registry::load(options).unwrap();
     let elapsed = start.elapsed();
-    assert_eq!(registry.report().loaded.len(), PLUGINS.len(), "{:#?}", registry.report().failed);
+    assert_eq!(
+        registry.report().loaded.len(),
+        PLUGINS.len(),
+        "{:#?}",
+        registry.report().failed
+    );
     elapsed
+}
+
+/// Minor page faults of this process so far (Linux), to explain call costs.
+fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(str::to_owned))
+        .and_then(|rest| rest.split_whitespace().nth(7).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
 }

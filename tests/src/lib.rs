@@ -11,24 +11,36 @@ use launch::plugins::{LoadOptions, Registry};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// A first-party plugin built by `make plugins`, as `plugins/NAME.wasm`.
 pub fn plugin_wasm(name: &str) -> PathBuf {
-    built(repo_root().join("plugins").join(format!("{name}.wasm")), "make plugins")
+    built(
+        repo_root().join("plugins").join(format!("{name}.wasm")),
+        "make plugins",
+    )
 }
 
 /// A guest fixture built by `make fixtures`, as `tests/fixtures/build/NAME.wasm`.
 pub fn fixture_wasm(name: &str) -> PathBuf {
     built(
-        repo_root().join("tests/fixtures/build").join(format!("{name}.wasm")),
+        repo_root()
+            .join("tests/fixtures/build")
+            .join(format!("{name}.wasm")),
         "make fixtures",
     )
 }
 
 fn built(path: PathBuf, how: &str) -> PathBuf {
-    assert!(path.is_file(), "{} is missing; run `{how}` first (make test does)", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing; run `{how}` first (make test does)",
+        path.display()
+    );
     path
 }
 
@@ -76,14 +88,21 @@ impl PluginDir {
     pub fn plugin(self, name: &str) -> Self {
         let wasm = plugin_wasm(name);
         std::fs::copy(&wasm, self.path().join(format!("{name}.wasm"))).unwrap();
-        let manifest = repo_root().join("plugins").join(name).join(format!("{name}.toml"));
+        let manifest = repo_root()
+            .join("plugins")
+            .join(name)
+            .join(format!("{name}.toml"));
         let text = std::fs::read_to_string(manifest).unwrap();
         self.manifest(name, &text)
     }
 
     /// Copies fixture `fixture` in as `as_name.wasm`.
     pub fn fixture_as(self, fixture: &str, as_name: &str) -> Self {
-        std::fs::copy(fixture_wasm(fixture), self.path().join(format!("{as_name}.wasm"))).unwrap();
+        std::fs::copy(
+            fixture_wasm(fixture),
+            self.path().join(format!("{as_name}.wasm")),
+        )
+        .unwrap();
         self
     }
 
@@ -160,9 +179,15 @@ pub mod stats {
     pub fn machine() -> String {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+            })
             .unwrap_or_else(|| "unknown CPU".into());
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0);
         format!("{cpu}, {cores} cores")
     }
 }

@@ -1,6 +1,8 @@
 //! Discovery: bad files are reported and skipped, good ones load, and the
 //! compile cache makes the second start skip compilation.
 
+#![allow(clippy::unwrap_used)]
+
 use launch::plugins::engine::CacheOutcome;
 use launch::plugins::{LoadReport, Registry};
 use launch_tests::{PluginDir, fixture_wasm};
@@ -19,7 +21,10 @@ fn failure<'a>(report: &'a LoadReport, file: &str) -> &'a str {
 async fn bad_plugins_are_reported_and_good_ones_load() {
     let dir = PluginDir::new()
         .fixture("kitchen-sink")
-        .file("corrupt.wasm", b"\0asm\x0d\0\x01\0garbage that is not a component")
+        .file(
+            "corrupt.wasm",
+            b"\0asm\x0d\0\x01\0garbage that is not a component",
+        )
         .file("text-file.wasm", b"hello, I am not wasm")
         .fixture("bad-import")
         .fixture("collide")
@@ -33,7 +38,13 @@ async fn bad_plugins_are_reported_and_good_ones_load() {
 
     let loaded: Vec<&str> = report.loaded.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(loaded, ["dup-name", "kitchen-sink"]);
-    assert_eq!(registry.call("kitchen_sink_echo_u8", &json!({"value": 1})).await.unwrap(), json!(1));
+    assert_eq!(
+        registry
+            .call("kitchen_sink_echo_u8", &json!({"value": 1}))
+            .await
+            .unwrap(),
+        json!(1)
+    );
 
     let corrupt = failure(report, "corrupt.wasm");
     assert!(corrupt.contains("cannot compile"), "{corrupt}");
@@ -43,11 +54,20 @@ async fn bad_plugins_are_reported_and_good_ones_load() {
     assert!(import.contains("fixture:bad-import/missing"), "{import}");
     assert!(import.contains("The host provides WASI 0.2"), "{import}");
     let collide = failure(report, "collide.wasm");
-    assert!(collide.contains("both become tool `collide_run`"), "{collide}");
+    assert!(
+        collide.contains("both become tool `collide_run`"),
+        "{collide}"
+    );
     let manifest = failure(report, "badmanifest.wasm");
-    assert!(manifest.contains("badmanifest.toml") && manifest.contains("unknown field `timeout`"), "{manifest}");
+    assert!(
+        manifest.contains("badmanifest.toml") && manifest.contains("unknown field `timeout`"),
+        "{manifest}"
+    );
     let dup = failure(report, "dup_name.wasm");
-    assert!(dup.contains("already provided by plugin `dup-name`"), "{dup}");
+    assert!(
+        dup.contains("already provided by plugin `dup-name`"),
+        "{dup}"
+    );
     assert_eq!(report.failed.len(), 6, "{:#?}", report.failed);
 }
 
@@ -57,7 +77,10 @@ async fn core_modules_are_rejected_with_advice() {
     let dir = PluginDir::new().file("core.wasm", b"\0asm\x01\0\0\0");
     let registry = dir.load();
     let err = failure(registry.report(), "core.wasm");
-    assert!(err.contains("core WebAssembly module, not a component"), "{err}");
+    assert!(
+        err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -65,10 +88,24 @@ async fn undocumented_plugins_load_with_a_loud_warning() {
     let dir = PluginDir::new().fixture("undocumented");
     let registry = dir.load();
     let plugin = &registry.report().loaded[0];
-    assert!(plugin.warnings.iter().any(|w| w.contains("carries no WIT docs")), "{:?}", plugin.warnings);
+    assert!(
+        plugin
+            .warnings
+            .iter()
+            .any(|w| w.contains("carries no WIT docs")),
+        "{:?}",
+        plugin.warnings
+    );
     let tool = registry.get("undocumented_mystery").unwrap();
-    assert!(tool.description.contains("undocumented"), "{}", tool.description);
-    assert_eq!(registry.call("undocumented_mystery", &json!({"x": 2})).await.unwrap().is_number(), true);
+    assert!(
+        tool.description.contains("undocumented"),
+        "{}",
+        tool.description
+    );
+    let result = registry
+        .call("undocumented_mystery", &json!({"x": 2}))
+        .await;
+    assert!(result.unwrap().is_number());
 }
 
 #[test]
@@ -77,25 +114,54 @@ fn missing_plugins_directory_is_a_clear_error() {
     let mut options = dir.options();
     options.dir = dir.path().join("nope");
     let err = Registry::load(&options).err().unwrap().to_string();
-    assert!(err.contains("cannot read the plugins directory") && err.contains("LAUNCH_PLUGINS_DIR"), "{err}");
+    assert!(
+        err.contains("cannot read the plugins directory") && err.contains("LAUNCH_PLUGINS_DIR"),
+        "{err}"
+    );
 }
 
 #[test]
 fn second_start_loads_from_the_compile_cache() {
-    let dir = PluginDir::with_private_cache().fixture("kitchen-sink").fixture("trap");
+    let dir = PluginDir::with_private_cache()
+        .fixture("kitchen-sink")
+        .fixture("trap");
     let first = dir.load();
-    assert!(first.report().loaded.iter().all(|p| p.cache == CacheOutcome::Miss));
+    assert!(
+        first
+            .report()
+            .loaded
+            .iter()
+            .all(|p| p.cache == CacheOutcome::Miss)
+    );
     drop(first);
     let second = dir.load();
-    assert!(second.report().loaded.iter().all(|p| p.cache == CacheOutcome::Hit), "{:#?}", second.report().loaded);
+    assert!(
+        second
+            .report()
+            .loaded
+            .iter()
+            .all(|p| p.cache == CacheOutcome::Hit),
+        "{:#?}",
+        second.report().loaded
+    );
 
     // A corrupted cache entry is ignored and recompiled, never trusted.
     for entry in std::fs::read_dir(dir.path().join(".cache")).unwrap() {
         std::fs::write(entry.unwrap().path(), b"junk").unwrap();
     }
     let third = dir.load();
-    assert!(third.report().failed.is_empty(), "{:#?}", third.report().failed);
-    assert!(third.report().loaded.iter().all(|p| p.cache == CacheOutcome::Miss));
+    assert!(
+        third.report().failed.is_empty(),
+        "{:#?}",
+        third.report().failed
+    );
+    assert!(
+        third
+            .report()
+            .loaded
+            .iter()
+            .all(|p| p.cache == CacheOutcome::Miss)
+    );
 
     // Changed bytes are a different cache key.
     let bytes = std::fs::read(fixture_wasm("trap")).unwrap();
@@ -104,6 +170,11 @@ fn second_start_loads_from_the_compile_cache() {
     changed.extend_from_slice(&[0, 2, 1, b'x']);
     std::fs::write(dir.path().join("trap.wasm"), changed).unwrap();
     let fourth = dir.load();
-    let trap = fourth.report().loaded.iter().find(|p| p.name == "trap").unwrap();
+    let trap = fourth
+        .report()
+        .loaded
+        .iter()
+        .find(|p| p.name == "trap")
+        .unwrap();
     assert_eq!(trap.cache, CacheOutcome::Miss);
 }

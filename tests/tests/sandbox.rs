@@ -3,6 +3,8 @@
 //! and one test per attack from a hostile fixture. After each attack the host
 //! still serves, and the next call to the same plugin works.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -23,13 +25,17 @@ fn load(dir: &PluginDir) -> Registry {
 }
 
 fn one(fixture: &str, manifest: &str) -> (PluginDir, Registry) {
-    let dir = PluginDir::new().fixture(fixture).manifest(fixture, manifest);
+    let dir = PluginDir::new()
+        .fixture(fixture)
+        .manifest(fixture, manifest);
     let r = load(&dir);
     (dir, r)
 }
 
 async fn ok(r: &Registry, tool: &str, args: Value) -> Value {
-    r.call(tool, &args).await.unwrap_or_else(|e| panic!("{tool}({args}): {e}"))
+    r.call(tool, &args)
+        .await
+        .unwrap_or_else(|e| panic!("{tool}({args}): {e}"))
 }
 
 async fn failed(r: &Registry, tool: &str, args: Value) -> String {
@@ -53,7 +59,10 @@ async fn timeout_violated_by_an_infinite_loop_and_the_host_stays_responsive() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let start = Instant::now();
     assert_eq!(ok(&r, "spin_count", json!({"n": 10})).await, json!(10));
-    assert!(start.elapsed() < Duration::from_millis(250), "a spinning guest must not block others");
+    assert!(
+        start.elapsed() < Duration::from_millis(250),
+        "a spinning guest must not block others"
+    );
     let err = spinning.await.unwrap().unwrap_err();
     assert!(matches!(err, ToolError::Timeout { .. }), "{err:?}");
     assert_eq!(err.code(), "timeout");
@@ -64,7 +73,10 @@ async fn timeout_violated_by_an_infinite_loop_and_the_host_stays_responsive() {
 #[tokio::test]
 async fn timeout_obeyed_by_work_within_the_deadline() {
     let (_d, r) = one("spin", "[limits]\ntimeout_ms = 5000\n");
-    assert_eq!(ok(&r, "spin_count", json!({"n": 1_000_000})).await, json!(1_000_000));
+    assert_eq!(
+        ok(&r, "spin_count", json!({"n": 1_000_000})).await,
+        json!(1_000_000)
+    );
 }
 
 #[tokio::test]
@@ -72,62 +84,129 @@ async fn timeout_violated_while_blocked_in_a_host_call() {
     // Epochs cannot interrupt a guest waiting in the host; the host timer does.
     let (_d, r) = one("slow", "[limits]\ntimeout_ms = 200\n");
     let start = Instant::now();
-    let err = r.call("slow_sleep", &json!({"ms": 30_000})).await.unwrap_err();
+    let err = r
+        .call("slow_sleep", &json!({"ms": 30_000}))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "timeout", "{err}");
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
     assert_eq!(ok(&r, "slow_sleep", json!({"ms": 1})).await, json!(1));
 }
 
 #[tokio::test]
 async fn memory_obeyed_under_the_default_limit() {
     let (_d, r) = one("memory-bomb", "");
-    assert!(ok(&r, "memory_bomb_allocate", json!({"mib": 16})).await.is_number());
+    assert!(
+        ok(&r, "memory_bomb_allocate", json!({"mib": 16}))
+            .await
+            .is_number()
+    );
 }
 
 #[tokio::test]
 async fn memory_violated_by_a_memory_bomb() {
     let (_d, r) = one("memory-bomb", "");
-    let err = r.call("memory_bomb_allocate", &json!({"mib": 200})).await.unwrap_err();
-    assert!(matches!(err, ToolError::OutOfMemory { limit, .. } if limit == 64 << 20), "{err:?}");
+    let err = r
+        .call("memory_bomb_allocate", &json!({"mib": 200}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ToolError::OutOfMemory { limit, .. } if limit == 64 << 20),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("64 MiB"), "{err}");
     // A guest that handles failed growth itself stops below the limit.
     match r.call("memory_bomb_grow_forever", &json!({})).await {
         Ok(mib) => assert!(mib.as_u64().unwrap() < 64, "grew to {mib} MiB"),
         Err(err) => assert_eq!(err.code(), "out_of_memory", "{err}"),
     }
-    assert!(ok(&r, "memory_bomb_allocate", json!({"mib": 1})).await.is_number());
+    assert!(
+        ok(&r, "memory_bomb_allocate", json!({"mib": 1}))
+            .await
+            .is_number()
+    );
 }
 
 #[tokio::test]
 async fn memory_granted_by_a_higher_manifest_limit() {
     let (_d, r) = one("memory-bomb", "[limits]\nmemory_mib = 300\n");
-    assert!(ok(&r, "memory_bomb_allocate", json!({"mib": 200})).await.is_number());
+    assert!(
+        ok(&r, "memory_bomb_allocate", json!({"mib": 200}))
+            .await
+            .is_number()
+    );
 }
 
 #[tokio::test]
 async fn stack_violated_by_deep_recursion() {
     let (_d, r) = one("spin", "");
-    let err = r.call("spin_recurse", &json!({"depth": 100_000_000})).await.unwrap_err();
+    let err = r
+        .call("spin_recurse", &json!({"depth": 100_000_000}))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "stack_overflow", "{err}");
-    assert!(ok(&r, "spin_recurse", json!({"depth": 100})).await.is_number());
+    assert!(
+        ok(&r, "spin_recurse", json!({"depth": 100}))
+            .await
+            .is_number()
+    );
 }
 
 #[tokio::test]
 async fn output_obeyed_and_violated() {
     let (_d, r) = one("huge-output", "");
-    assert_eq!(ok(&r, "huge_output_emit", json!({"bytes": 1000})).await.as_str().unwrap().len(), 1000);
-    let err = r.call("huge_output_emit", &json!({"bytes": 5 << 20})).await.unwrap_err();
-    assert!(matches!(err, ToolError::OutputTooLarge { limit: 1_048_576, .. }), "{err:?}");
+    assert_eq!(
+        ok(&r, "huge_output_emit", json!({"bytes": 1000}))
+            .await
+            .as_str()
+            .unwrap()
+            .len(),
+        1000
+    );
+    let err = r
+        .call("huge_output_emit", &json!({"bytes": 5 << 20}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ToolError::OutputTooLarge {
+                limit: 1_048_576,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let (_d, r) = one("huge-output", "[limits]\nmax_output_bytes = 8388608\n");
-    assert_eq!(ok(&r, "huge_output_emit", json!({"bytes": 5 << 20})).await.as_str().unwrap().len(), 5 << 20);
+    assert_eq!(
+        ok(&r, "huge_output_emit", json!({"bytes": 5 << 20}))
+            .await
+            .as_str()
+            .unwrap()
+            .len(),
+        5 << 20
+    );
 }
 
 #[tokio::test]
 async fn stdout_flood_is_captured_and_capped_not_inherited() {
     let (_d, r) = one("huge-output", "[limits]\nmax_log_bytes = 1024\n");
     for channel in ["stdout", "stderr"] {
-        let printed = ok(&r, "huge_output_print", json!({"bytes": 4 << 20, "channel": channel})).await;
-        assert_eq!(printed, json!(4 << 20), "the guest may print as much as it likes");
+        let printed = ok(
+            &r,
+            "huge_output_print",
+            json!({"bytes": 4 << 20, "channel": channel}),
+        )
+        .await;
+        assert_eq!(
+            printed,
+            json!(4 << 20),
+            "the guest may print as much as it likes"
+        );
     }
 }
 
@@ -135,15 +214,30 @@ async fn stdout_flood_is_captured_and_capped_not_inherited() {
 async fn fuel_violated_and_obeyed_when_metered() {
     let (_d, r) = one("spin", "[limits]\nfuel = 5000000\n");
     assert_eq!(ok(&r, "spin_count", json!({"n": 1000})).await, json!(1000));
-    let err = r.call("spin_count", &json!({"n": 1_000_000_000_000u64})).await.unwrap_err();
-    assert!(matches!(err, ToolError::OutOfFuel { fuel: 5_000_000, .. }), "{err:?}");
+    let err = r
+        .call("spin_count", &json!({"n": 1_000_000_000_000u64}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ToolError::OutOfFuel {
+                fuel: 5_000_000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(ok(&r, "spin_count", json!({"n": 10})).await, json!(10));
 }
 
 #[tokio::test]
 async fn fuel_denied_by_default_means_unmetered() {
     let (_d, r) = one("spin", "");
-    assert_eq!(ok(&r, "spin_count", json!({"n": 10_000_000})).await, json!(10_000_000));
+    assert_eq!(
+        ok(&r, "spin_count", json!({"n": 10_000_000})).await,
+        json!(10_000_000)
+    );
 }
 
 #[tokio::test]
@@ -161,7 +255,11 @@ async fn concurrency_200_slow_calls_all_finish_in_separate_instances() {
         assert_eq!(call.await.unwrap().unwrap(), json!(100));
     }
     // 200 calls of 100 ms, at most 32 at once (the default cap): at least 7 rounds.
-    assert!(start.elapsed() >= Duration::from_millis(700), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -178,7 +276,11 @@ async fn concurrency_cap_obeyed() {
     for call in calls {
         call.await.unwrap().unwrap();
     }
-    assert!(start.elapsed() >= Duration::from_millis(400), "calls overlapped: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "calls overlapped: {:?}",
+        start.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------- environment and config
@@ -186,14 +288,20 @@ async fn concurrency_cap_obeyed() {
 #[tokio::test]
 async fn env_denied_by_default() {
     let (_d, r) = one("env-probe", "");
-    assert_eq!(ok(&r, "env_probe_get", json!({"name": "PATH"})).await, Value::Null);
+    assert_eq!(
+        ok(&r, "env_probe_get", json!({"name": "PATH"})).await,
+        Value::Null
+    );
     assert_eq!(ok(&r, "env_probe_all", json!({})).await, json!([]));
 }
 
 #[tokio::test]
 async fn env_granted_by_name_only() {
     let (_d, r) = one("env-probe", "[grants]\nenv = [\"PATH\"]\n");
-    assert_eq!(ok(&r, "env_probe_get", json!({"name": "PATH"})).await, json!(std::env::var("PATH").unwrap()));
+    assert_eq!(
+        ok(&r, "env_probe_get", json!({"name": "PATH"})).await,
+        json!(std::env::var("PATH").unwrap())
+    );
     let all = ok(&r, "env_probe_all", json!({})).await;
     assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
 }
@@ -201,26 +309,45 @@ async fn env_granted_by_name_only() {
 #[tokio::test]
 async fn config_denied_by_default() {
     let (_d, r) = one("host-api", "");
-    assert_eq!(ok(&r, "host_api_config_get", json!({"key": "units"})).await, Value::Null);
+    assert_eq!(
+        ok(&r, "host_api_config_get", json!({"key": "units"})).await,
+        Value::Null
+    );
     assert_eq!(ok(&r, "host_api_config_all", json!({})).await, json!([]));
 }
 
 #[tokio::test]
 async fn config_and_secrets_granted() {
-    let (_d, r) = one("host-api", "[grants]\nconfig = { units = \"metric\" }\nsecrets = { token = \"PATH\" }\n");
-    assert_eq!(ok(&r, "host_api_config_get", json!({"key": "units"})).await, json!("metric"));
-    assert_eq!(ok(&r, "host_api_config_get", json!({"key": "token"})).await, json!(std::env::var("PATH").unwrap()));
-    assert_eq!(ok(&r, "host_api_log_hello", json!({"message": "hi"})).await, json!(5));
+    let (_d, r) = one(
+        "host-api",
+        "[grants]\nconfig = { units = \"metric\" }\nsecrets = { token = \"PATH\" }\n",
+    );
+    assert_eq!(
+        ok(&r, "host_api_config_get", json!({"key": "units"})).await,
+        json!("metric")
+    );
+    assert_eq!(
+        ok(&r, "host_api_config_get", json!({"key": "token"})).await,
+        json!(std::env::var("PATH").unwrap())
+    );
+    assert_eq!(
+        ok(&r, "host_api_log_hello", json!({"message": "hi"})).await,
+        json!(5)
+    );
 }
 
 #[tokio::test]
 async fn secret_from_an_unset_variable_is_a_load_error() {
-    let dir = PluginDir::new()
-        .fixture("host-api")
-        .manifest("host-api", "[grants]\nsecrets = { token = \"LAUNCH_TEST_SURELY_UNSET_VARIABLE\" }\n");
+    let dir = PluginDir::new().fixture("host-api").manifest(
+        "host-api",
+        "[grants]\nsecrets = { token = \"LAUNCH_TEST_SURELY_UNSET_VARIABLE\" }\n",
+    );
     let r = dir.load();
     let err = &r.report().failed[0].error;
-    assert!(err.contains("LAUNCH_TEST_SURELY_UNSET_VARIABLE") && err.contains("not set"), "{err}");
+    assert!(
+        err.contains("LAUNCH_TEST_SURELY_UNSET_VARIABLE") && err.contains("not set"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------- files
@@ -234,7 +361,12 @@ async fn fs_denied_by_default() {
         assert!(!err.contains("root:"), "{path}: {err}");
     }
     failed(&r, "fs_probe_list_dir", json!({"path": "/"})).await;
-    failed(&r, "fs_probe_write_file", json!({"path": "/tmp/launch-escape", "content": "x"})).await;
+    failed(
+        &r,
+        "fs_probe_write_file",
+        json!({"path": "/tmp/launch-escape", "content": "x"}),
+    )
+    .await;
     assert!(!std::path::Path::new("/tmp/launch-escape").exists());
 }
 
@@ -252,19 +384,44 @@ fn granted_dir(mode: &str) -> (tempfile::TempDir, String) {
 async fn fs_granted_read_only() {
     let (work, manifest) = granted_dir("read-only");
     let (_d, r) = one("fs-probe", &manifest);
-    assert_eq!(ok(&r, "fs_probe_read_file", json!({"path": "/data/hello.txt"})).await, json!("hello"));
-    assert_eq!(ok(&r, "fs_probe_list_dir", json!({"path": "/data"})).await, json!(["hello.txt"]));
-    let err = failed(&r, "fs_probe_write_file", json!({"path": "/data/new.txt", "content": "x"})).await;
+    assert_eq!(
+        ok(&r, "fs_probe_read_file", json!({"path": "/data/hello.txt"})).await,
+        json!("hello")
+    );
+    assert_eq!(
+        ok(&r, "fs_probe_list_dir", json!({"path": "/data"})).await,
+        json!(["hello.txt"])
+    );
+    let err = failed(
+        &r,
+        "fs_probe_write_file",
+        json!({"path": "/data/new.txt", "content": "x"}),
+    )
+    .await;
     assert!(!err.is_empty());
-    assert!(!work.path().join("new.txt").exists(), "a read-only grant was written to");
+    assert!(
+        !work.path().join("new.txt").exists(),
+        "a read-only grant was written to"
+    );
 }
 
 #[tokio::test]
 async fn fs_granted_read_write() {
     let (work, manifest) = granted_dir("read-write");
     let (_d, r) = one("fs-probe", &manifest);
-    assert_eq!(ok(&r, "fs_probe_write_file", json!({"path": "/data/new.txt", "content": "abc"})).await, json!(3));
-    assert_eq!(std::fs::read_to_string(work.path().join("new.txt")).unwrap(), "abc");
+    assert_eq!(
+        ok(
+            &r,
+            "fs_probe_write_file",
+            json!({"path": "/data/new.txt", "content": "abc"})
+        )
+        .await,
+        json!(3)
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("new.txt")).unwrap(),
+        "abc"
+    );
 }
 
 #[tokio::test]
@@ -284,12 +441,22 @@ async fn fs_escape_by_dotdot_and_symlink_is_contained() {
         assert!(!err.contains("root:"), "{path} escaped: {err}");
     }
     // A symlink made by the guest cannot point out either.
-    let made = r.call("fs_probe_make_symlink", &json!({"target": "../../../../etc/passwd", "link": "/data/mine"})).await;
+    let made = r
+        .call(
+            "fs_probe_make_symlink",
+            &json!({"target": "../../../../etc/passwd", "link": "/data/mine"}),
+        )
+        .await;
     if made.is_ok() {
         let err = failed(&r, "fs_probe_read_file", json!({"path": "/data/mine"})).await;
         assert!(!err.contains("root:"), "{err}");
     }
-    failed(&r, "fs_probe_write_file", json!({"path": "/data/../escaped.txt", "content": "x"})).await;
+    failed(
+        &r,
+        "fs_probe_write_file",
+        json!({"path": "/data/../escaped.txt", "content": "x"}),
+    )
+    .await;
     assert!(!work.path().parent().unwrap().join("escaped.txt").exists());
 }
 
@@ -310,9 +477,10 @@ async fn test_server(seen: Seen) -> SocketAddr {
             "hello"
         }
     };
-    let app = Router::new()
-        .route("/hello", get(record))
-        .route("/away", get(|| async { Redirect::temporary("http://127.0.0.2:9/stolen") }));
+    let app = Router::new().route("/hello", get(record)).route(
+        "/away",
+        get(|| async { Redirect::temporary("http://127.0.0.2:9/stolen") }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -324,23 +492,52 @@ async fn http_denied_by_default() {
     let seen = Seen::default();
     let addr = test_server(seen.clone()).await;
     let (_d, r) = one("http-probe", "");
-    let err = failed(&r, "http_probe_get", json!({"url": format!("http://{addr}/hello")})).await;
+    let err = failed(
+        &r,
+        "http_probe_get",
+        json!({"url": format!("http://{addr}/hello")}),
+    )
+    .await;
     assert!(err.contains("HttpRequestDenied"), "{err}");
-    assert!(seen.0.lock().unwrap().is_empty(), "the request left the host");
+    assert!(
+        seen.0.lock().unwrap().is_empty(),
+        "the request left the host"
+    );
 }
 
 #[tokio::test]
 async fn http_granted_for_the_listed_host_and_port_only() {
     let seen = Seen::default();
     let addr = test_server(seen.clone()).await;
-    let (_d, r) = one("http-probe", &format!("[grants]\nhttp = [\"http://127.0.0.1:{}\"]\n", addr.port()));
-    let reply = ok(&r, "http_probe_get", json!({"url": format!("http://{addr}/hello")})).await;
-    assert_eq!((reply["status"].clone(), reply["body"].clone()), (json!(200), json!("hello")));
+    let (_d, r) = one(
+        "http-probe",
+        &format!("[grants]\nhttp = [\"http://127.0.0.1:{}\"]\n", addr.port()),
+    );
+    let reply = ok(
+        &r,
+        "http_probe_get",
+        json!({"url": format!("http://{addr}/hello")}),
+    )
+    .await;
+    assert_eq!(
+        (reply["status"].clone(), reply["body"].clone()),
+        (json!(200), json!("hello"))
+    );
     // Same host, another port: denied.
-    let err = failed(&r, "http_probe_get", json!({"url": format!("http://127.0.0.1:{}/hello", addr.port() + 1)})).await;
+    let err = failed(
+        &r,
+        "http_probe_get",
+        json!({"url": format!("http://127.0.0.1:{}/hello", addr.port() + 1)}),
+    )
+    .await;
     assert!(err.contains("HttpRequestDenied"), "{err}");
     // Same port, another loopback address: denied.
-    let err = failed(&r, "http_probe_get", json!({"url": format!("http://127.0.0.2:{}/hello", addr.port())})).await;
+    let err = failed(
+        &r,
+        "http_probe_get",
+        json!({"url": format!("http://127.0.0.2:{}/hello", addr.port())}),
+    )
+    .await;
     assert!(err.contains("HttpRequestDenied"), "{err}");
     assert_eq!(seen.0.lock().unwrap().len(), 1);
 }
@@ -348,9 +545,17 @@ async fn http_granted_for_the_listed_host_and_port_only() {
 #[tokio::test]
 async fn http_redirect_to_an_unlisted_host_is_denied() {
     let addr = test_server(Seen::default()).await;
-    let (_d, r) = one("http-probe", &format!("[grants]\nhttp = [\"http://127.0.0.1:{}\"]\n", addr.port()));
+    let (_d, r) = one(
+        "http-probe",
+        &format!("[grants]\nhttp = [\"http://127.0.0.1:{}\"]\n", addr.port()),
+    );
     // The host never follows redirects itself...
-    let reply = ok(&r, "http_probe_get", json!({"url": format!("http://{addr}/away")})).await;
+    let reply = ok(
+        &r,
+        "http_probe_get",
+        json!({"url": format!("http://{addr}/away")}),
+    )
+    .await;
     assert_eq!(reply["status"], 307);
     let next = reply["location"].as_str().unwrap().to_owned();
     // ...so following one is a new request, checked like any other.
@@ -363,9 +568,17 @@ async fn http_credentials_denied_by_default_and_granted_per_host() {
     let seen = Seen::default();
     let addr = test_server(seen.clone()).await;
     let url = format!("http://{addr}/hello");
-    let (_d, r) = one("http-probe", &format!("[grants]\nhttp = [\"http://127.0.0.1:{}\"]\n", addr.port()));
+    let (_d, r) = one(
+        "http-probe",
+        &format!("[grants]\nhttp = [\"http://127.0.0.1:{}\"]\n", addr.port()),
+    );
     for header in ["authorization", "cookie", "proxy-authorization"] {
-        let err = failed(&r, "http_probe_get_with_header", json!({"url": url, "name": header, "value": "x"})).await;
+        let err = failed(
+            &r,
+            "http_probe_get_with_header",
+            json!({"url": url, "name": header, "value": "x"}),
+        )
+        .await;
         assert!(err.to_lowercase().contains("forbidden"), "{header}: {err}");
     }
     assert!(seen.0.lock().unwrap().is_empty());
@@ -375,7 +588,12 @@ async fn http_credentials_denied_by_default_and_granted_per_host() {
         addr.port()
     );
     let (_d, r) = one("http-probe", &manifest);
-    ok(&r, "http_probe_get_with_header", json!({"url": url, "name": "authorization", "value": "Bearer guest"})).await;
+    ok(
+        &r,
+        "http_probe_get_with_header",
+        json!({"url": url, "name": "authorization", "value": "Bearer guest"}),
+    )
+    .await;
     assert_eq!(seen.0.lock().unwrap()[0]["authorization"], "Bearer guest");
 }
 
@@ -388,22 +606,44 @@ async fn http_secrets_are_injected_by_the_host() {
         addr.port()
     );
     let (_d, r) = one("http-probe", &manifest);
-    ok(&r, "http_probe_get", json!({"url": format!("http://{addr}/hello")})).await;
-    assert_eq!(seen.0.lock().unwrap()[0]["x-api-key"], format!("key {}", std::env::var("PATH").unwrap()));
+    ok(
+        &r,
+        "http_probe_get",
+        json!({"url": format!("http://{addr}/hello")}),
+    )
+    .await;
+    assert_eq!(
+        seen.0.lock().unwrap()[0]["x-api-key"],
+        format!("key {}", std::env::var("PATH").unwrap())
+    );
 }
 
 #[tokio::test]
 async fn http_to_a_name_resolving_to_loopback_is_refused_unless_named() {
     // The machine's own host name resolves to a loopback address on these
     // machines; a pattern naming it is not a pattern naming a private address.
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned();
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned();
     let resolved: Vec<SocketAddr> = match tokio::net::lookup_host((name.as_str(), 80)).await {
         Ok(addrs) => addrs.collect(),
         Err(e) => panic!("the host name {name:?} must resolve locally (see /etc/hosts): {e}"),
     };
-    assert!(resolved.iter().all(|a| a.ip().is_loopback()), "{name} -> {resolved:?}");
+    assert!(
+        resolved.iter().all(|a| a.ip().is_loopback()),
+        "{name} -> {resolved:?}"
+    );
     let addr = test_server(Seen::default()).await;
-    let (_d, r) = one("http-probe", &format!("[grants]\nhttp = [\"http://{name}:{}\"]\n", addr.port()));
-    let err = failed(&r, "http_probe_get", json!({"url": format!("http://{name}:{}/hello", addr.port())})).await;
+    let (_d, r) = one(
+        "http-probe",
+        &format!("[grants]\nhttp = [\"http://{name}:{}\"]\n", addr.port()),
+    );
+    let err = failed(
+        &r,
+        "http_probe_get",
+        json!({"url": format!("http://{name}:{}/hello", addr.port())}),
+    )
+    .await;
     assert!(err.contains("DestinationIpProhibited"), "{err}");
 }

@@ -74,7 +74,10 @@ impl FunctionDocs {
                 let name = name.trim_end_matches(':').to_owned();
                 params.insert(name.clone(), text.trim().to_owned());
                 current = Some(name);
-            } else if let (Some(name), true) = (&current, line.starts_with(char::is_whitespace) && !trimmed.is_empty()) {
+            } else if let (Some(name), true) = (
+                &current,
+                line.starts_with(char::is_whitespace) && !trimmed.is_empty(),
+            ) {
                 if let Some(text) = params.get_mut(name) {
                     text.push(' ');
                     text.push_str(trimmed);
@@ -96,8 +99,12 @@ pub fn extract(component: &[u8]) -> Result<Option<PluginDocs>> {
     let Some(bytes) = top_level_section(component)? else {
         return Ok(None);
     };
-    match wit_parser::decoding::decode(bytes).context("the `launch:wit` section is not a valid WIT package")? {
-        wit_parser::decoding::DecodedWasm::WitPackage(resolve, package) => Ok(Some(PluginDocs { resolve, package })),
+    match wit_parser::decoding::decode(bytes)
+        .context("the `launch:wit` section is not a valid WIT package")?
+    {
+        wit_parser::decoding::DecodedWasm::WitPackage(resolve, package) => {
+            Ok(Some(PluginDocs { resolve, package }))
+        }
         wit_parser::decoding::DecodedWasm::Component(..) => {
             bail!("the `launch:wit` section holds a component, not a WIT package")
         }
@@ -111,7 +118,9 @@ fn top_level_section(component: &[u8]) -> Result<Option<&[u8]>> {
         match payload.context("not a valid WebAssembly binary")? {
             wasmparser::Payload::Version { .. } => depth += 1,
             wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
-            wasmparser::Payload::CustomSection(reader) if depth == 1 && reader.name() == SECTION => {
+            wasmparser::Payload::CustomSection(reader)
+                if depth == 1 && reader.name() == SECTION =>
+            {
                 return Ok(Some(reader.data()));
             }
             _ => {}
@@ -127,7 +136,8 @@ pub fn pack(component: &[u8], wit_dir: &Path) -> Result<Vec<u8>> {
     let (package, _) = resolve
         .push_dir(wit_dir)
         .with_context(|| format!("cannot parse the WIT package in {}", wit_dir.display()))?;
-    let encoded = wit_component::encode(&resolve, package).context("cannot encode the WIT package")?;
+    let encoded =
+        wit_component::encode(&resolve, package).context("cannot encode the WIT package")?;
     let mut out = strip_section(component)?;
     out.push(0); // custom section id
     wasm_encoder::Encode::encode(
@@ -144,14 +154,18 @@ pub fn pack(component: &[u8], wit_dir: &Path) -> Result<Vec<u8>> {
 
 /// Copies `component` without its top-level [`SECTION`], section by section.
 fn strip_section(component: &[u8]) -> Result<Vec<u8>> {
-    let mut out = component.get(..8).context("truncated WebAssembly binary")?.to_vec();
+    let mut out = component
+        .get(..8)
+        .context("truncated WebAssembly binary")?
+        .to_vec();
     let mut depth = 0usize;
     for payload in wasmparser::Parser::new(0).parse_all(component) {
         let payload = payload.context("not a valid WebAssembly binary")?;
         match &payload {
             wasmparser::Payload::Version { .. } => depth += 1,
             wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
-            wasmparser::Payload::CustomSection(reader) if depth == 1 && reader.name() == SECTION => {}
+            wasmparser::Payload::CustomSection(reader)
+                if depth == 1 && reader.name() == SECTION => {}
             // Nested modules and components arrive whole as one top-level
             // section (and then again payload by payload at depth > 1).
             _ if depth == 1 => {
@@ -159,7 +173,10 @@ fn strip_section(component: &[u8]) -> Result<Vec<u8>> {
                     // `Encode` writes a section's size and contents; the id byte is ours to write.
                     out.push(id);
                     wasm_encoder::Encode::encode(
-                        &wasm_encoder::RawSection { id, data: &component[range] },
+                        &wasm_encoder::RawSection {
+                            id,
+                            data: &component[range],
+                        },
                         &mut out,
                     );
                 }
@@ -179,7 +196,10 @@ mod tests {
         let docs = FunctionDocs::parse(
             "Evaluate an expression.\n\nSupports + and -.\n@param expression  The text,\n  e.g. `1 + 2`.\n@param precision: Digits.\nTrailing note.",
         );
-        assert_eq!(docs.summary, "Evaluate an expression.\n\nSupports + and -.\nTrailing note.");
+        assert_eq!(
+            docs.summary,
+            "Evaluate an expression.\n\nSupports + and -.\nTrailing note."
+        );
         assert_eq!(docs.params["expression"], "The text, e.g. `1 + 2`.");
         assert_eq!(docs.params["precision"], "Digits.");
     }

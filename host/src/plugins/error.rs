@@ -68,7 +68,9 @@ pub enum ToolError {
         plugin: String,
     },
     /// The result was larger than allowed.
-    #[error("plugin `{plugin}` returned {size} bytes, more than its {limit}-byte output limit; ask for less data")]
+    #[error(
+        "plugin `{plugin}` returned {size} bytes, more than its {limit}-byte output limit; ask for less data"
+    )]
     OutputTooLarge {
         /// Plugin name.
         plugin: String,

@@ -47,7 +47,10 @@ fn clip(text: &str) -> &str {
     if text.len() <= MAX_LOG_TEXT {
         return text;
     }
-    let cut = (0..=MAX_LOG_TEXT).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    let cut = (0..=MAX_LOG_TEXT)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
     &text[..cut]
 }
 
@@ -64,11 +67,21 @@ impl log::Host for PluginApi {
             .collect();
         let (plugin, message, fields) = (&*self.plugin, clip(&message), fields.join(" "));
         match level {
-            log::Level::Trace => tracing::trace!(target: "launch::plugin", plugin, fields, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "launch::plugin", plugin, fields, "{message}"),
-            log::Level::Info => tracing::info!(target: "launch::plugin", plugin, fields, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "launch::plugin", plugin, fields, "{message}"),
-            log::Level::Error => tracing::error!(target: "launch::plugin", plugin, fields, "{message}"),
+            log::Level::Trace => {
+                tracing::trace!(target: "launch::plugin", plugin, fields, "{message}")
+            }
+            log::Level::Debug => {
+                tracing::debug!(target: "launch::plugin", plugin, fields, "{message}")
+            }
+            log::Level::Info => {
+                tracing::info!(target: "launch::plugin", plugin, fields, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "launch::plugin", plugin, fields, "{message}")
+            }
+            log::Level::Error => {
+                tracing::error!(target: "launch::plugin", plugin, fields, "{message}")
+            }
         }
     }
 }
@@ -79,7 +92,10 @@ impl config::Host for PluginApi {
     }
 
     fn get_all(&mut self) -> Vec<(String, String)> {
-        self.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 

@@ -21,7 +21,8 @@ use http::header::{AUTHORIZATION, COOKIE, HeaderName, HeaderValue, PROXY_AUTHORI
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{
-    DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks,
+    DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody,
+    WasiHttpHooks,
 };
 
 use super::http_policy::{HostPattern, is_public};
@@ -47,7 +48,10 @@ pub struct HttpPolicy {
 
 impl HttpPolicy {
     /// Builds the policy; `secrets` resolves `${NAME}` in injected headers.
-    pub fn new(manifest: &Manifest, secrets: &std::collections::BTreeMap<String, String>) -> anyhow::Result<Self> {
+    pub fn new(
+        manifest: &Manifest,
+        secrets: &std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<Self> {
         let mut rules = Vec::new();
         for grant in &manifest.grants.http {
             let pattern = HostPattern::parse(&grant.url)?;
@@ -55,11 +59,17 @@ impl HttpPolicy {
             for (name, template) in &grant.headers {
                 let mut value = template.clone();
                 for reference in secret_references(template) {
-                    let secret = secrets.get(reference).map(String::as_str).unwrap_or_default();
+                    let secret = secrets
+                        .get(reference)
+                        .map(String::as_str)
+                        .unwrap_or_default();
                     value = value.replace(&format!("${{{reference}}}"), secret);
                 }
-                let mut value = HeaderValue::from_str(&value)
-                    .map_err(|_| anyhow::anyhow!("grants.http: the value of header {name:?} is not a valid header value"))?;
+                let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                    anyhow::anyhow!(
+                        "grants.http: the value of header {name:?} is not a valid header value"
+                    )
+                })?;
                 value.set_sensitive(true);
                 inject.push((HeaderName::from_bytes(name.as_bytes())?, value));
             }
@@ -103,9 +113,15 @@ enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::NotAllowed => write!(f, "no grants.http pattern matches the scheme, host and port"),
+            Refusal::NotAllowed => write!(
+                f,
+                "no grants.http pattern matches the scheme, host and port"
+            ),
             Refusal::Credentials => write!(f, "credential headers are not granted for this host"),
-            Refusal::Private(ip) => write!(f, "the host resolves to the non-public address {ip}, which no pattern names"),
+            Refusal::Private(ip) => write!(
+                f,
+                "the host resolves to the non-public address {ip}, which no pattern names"
+            ),
             Refusal::Unresolvable(host) => write!(f, "{host} does not resolve"),
         }
     }
@@ -124,7 +140,10 @@ impl Refusal {
 type SendFuture = Box<
     dyn Future<
             Output = Result<
-                (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>),
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
                 HttpError,
             >,
         > + Send,
@@ -137,7 +156,8 @@ impl WasiHttpHooks for HttpGate {
         let allow_credentials = self.policy.any_credentials;
         Arc::new(move |name| {
             DEFAULT_FORBIDDEN_HEADERS.contains(name)
-                || (!allow_credentials && (name == AUTHORIZATION || name == COOKIE || name == PROXY_AUTHORIZATION))
+                || (!allow_credentials
+                    && (name == AUTHORIZATION || name == COOKIE || name == PROXY_AUTHORIZATION))
         })
     }
 
@@ -159,7 +179,8 @@ impl WasiHttpHooks for HttpGate {
                 }
             };
             let options = clamp(options, policy.deadline);
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             let limit = policy.max_response_bytes;
             let response = response.map(|body| {
                 LimitedBody {
@@ -169,35 +190,50 @@ impl WasiHttpHooks for HttpGate {
                 }
                 .boxed_unsync()
             });
-            Ok((response, Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>))
+            Ok((
+                response,
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
         })
     }
 }
 
 /// Applies the policy to one request, returning it ready to send.
-async fn admit(policy: &HttpPolicy, mut request: http::Request<WasiBody>) -> Result<http::Request<WasiBody>, Refusal> {
+async fn admit(
+    policy: &HttpPolicy,
+    mut request: http::Request<WasiBody>,
+) -> Result<http::Request<WasiBody>, Refusal> {
     let uri = request.uri().clone();
     let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
     let host = uri.host().ok_or(Refusal::NotAllowed)?.to_owned();
-    let port = uri.port_u16().unwrap_or(if scheme == "http" { 80 } else { 443 });
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "http" { 80 } else { 443 });
     let rule = policy
         .rules
         .iter()
         .find(|r| r.pattern.matches(&scheme, &host, port))
         .ok_or(Refusal::NotAllowed)?;
     let headers = request.headers();
-    if !rule.credentials && [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION].iter().any(|h| headers.contains_key(h)) {
+    if !rule.credentials
+        && [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION]
+            .iter()
+            .any(|h| headers.contains_key(h))
+    {
         return Err(Refusal::Credentials);
     }
 
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = match bare_host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::time::timeout(MAX_CONNECT_TIMEOUT, tokio::net::lookup_host((bare_host, port)))
-            .await
-            .map_err(|_| Refusal::Unresolvable(host.clone()))?
-            .map_err(|_| Refusal::Unresolvable(host.clone()))?
-            .collect(),
+        Err(_) => tokio::time::timeout(
+            MAX_CONNECT_TIMEOUT,
+            tokio::net::lookup_host((bare_host, port)),
+        )
+        .await
+        .map_err(|_| Refusal::Unresolvable(host.clone()))?
+        .map_err(|_| Refusal::Unresolvable(host.clone()))?
+        .collect(),
     };
     let first = check_destination(&rule.pattern, &addrs).map_err(|e| match e {
         Some(ip) => Refusal::Private(ip),
@@ -222,7 +258,10 @@ async fn admit(policy: &HttpPolicy, mut request: http::Request<WasiBody>) -> Res
 /// The address to connect to, if every resolved address is allowed: public,
 /// or the pattern names a private host itself. `Err(Some(ip))` names the first
 /// forbidden address, `Err(None)` means nothing resolved.
-fn check_destination(pattern: &HostPattern, addrs: &[SocketAddr]) -> Result<SocketAddr, Option<IpAddr>> {
+fn check_destination(
+    pattern: &HostPattern,
+    addrs: &[SocketAddr],
+) -> Result<SocketAddr, Option<IpAddr>> {
     let first = *addrs.first().ok_or(None)?;
     if !pattern.names_private_host()
         && let Some(private) = addrs.iter().find(|a| !is_public(a.ip()))
@@ -238,7 +277,10 @@ fn clamp(options: Option<RequestOptions>, deadline: Duration) -> RequestOptions 
     let pick = |asked: Option<Duration>, cap: Duration| asked.map_or(cap, |a| a.min(cap));
     let options = options.unwrap_or_default();
     RequestOptions {
-        connect_timeout: Some(pick(options.connect_timeout, MAX_CONNECT_TIMEOUT.min(deadline))),
+        connect_timeout: Some(pick(
+            options.connect_timeout,
+            MAX_CONNECT_TIMEOUT.min(deadline),
+        )),
         first_byte_timeout: Some(pick(options.first_byte_timeout, deadline)),
         between_bytes_timeout: Some(pick(options.between_bytes_timeout, deadline)),
     }
@@ -255,13 +297,18 @@ impl Body for LimitedBody {
     type Data = Bytes;
     type Error = HttpError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
                     if len > self.remaining {
-                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.limit)))));
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                            self.limit,
+                        )))));
                     }
                     self.remaining -= len;
                 }
@@ -294,7 +341,10 @@ mod tests {
         assert!(check_destination(&by_name, &addrs(&["93.184.216.34:443"])).is_ok());
         // DNS for an allowed name pointing inside (SSRF): refused, even if only one answer is private.
         assert_eq!(
-            check_destination(&by_name, &addrs(&["93.184.216.34:443", "169.254.169.254:443"])),
+            check_destination(
+                &by_name,
+                &addrs(&["93.184.216.34:443", "169.254.169.254:443"])
+            ),
             Err(Some("169.254.169.254".parse().unwrap()))
         );
         assert_eq!(check_destination(&by_name, &[]), Err(None));

@@ -45,7 +45,9 @@ enum PortMatch {
 
 /// Why a pattern was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{pattern:?} is not a valid HTTP allowlist pattern: {reason}; write it as scheme://host[:port], e.g. \"https://api.example.com\", \"https://*.example.com:8443\" or \"http://127.0.0.1:*\"")]
+#[error(
+    "{pattern:?} is not a valid HTTP allowlist pattern: {reason}; write it as scheme://host[:port], e.g. \"https://api.example.com\", \"https://*.example.com:8443\" or \"http://127.0.0.1:*\""
+)]
 pub struct PatternError {
     pattern: String,
     reason: &'static str,
@@ -70,18 +72,24 @@ impl HostPattern {
         if rest.contains(['/', '?', '#', '@']) {
             return Err(fail("it may not contain a path, query or user info"));
         }
-        let (host, port) = split_host_port(rest).ok_or_else(|| fail("the host or port is malformed"))?;
+        let (host, port) =
+            split_host_port(rest).ok_or_else(|| fail("the host or port is malformed"))?;
         let port = match port {
             None => PortMatch::Exact(scheme.default_port()),
             Some("*") => PortMatch::Any,
-            Some(p) => PortMatch::Exact(p.parse().map_err(|_| fail("the port is not a number from 1 to 65535"))?),
+            Some(p) => PortMatch::Exact(
+                p.parse()
+                    .map_err(|_| fail("the port is not a number from 1 to 65535"))?,
+            ),
         };
         if port == PortMatch::Exact(0) {
             return Err(fail("the port is not a number from 1 to 65535"));
         }
         let host = host.to_ascii_lowercase();
         let host = if let Some(suffix) = host.strip_prefix("*.") {
-            if !valid_dns_name(suffix) || !suffix.contains('.') && suffix != "localhost" && suffix.len() < 2 {
+            if !valid_dns_name(suffix)
+                || !suffix.contains('.') && suffix != "localhost" && suffix.len() < 2
+            {
                 return Err(fail("the wildcard suffix is not a valid domain name"));
             }
             HostMatch::Subdomains(suffix.to_owned())
@@ -138,7 +146,11 @@ impl fmt::Display for HostPattern {
             HostMatch::Exact(h) => h.clone(),
             HostMatch::Subdomains(s) => format!("*.{s}"),
         };
-        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
         match self.port {
             PortMatch::Any => write!(f, "{scheme}://{host}:*"),
             PortMatch::Exact(p) => write!(f, "{scheme}://{host}:{p}"),
@@ -174,7 +186,9 @@ fn valid_dns_name(name: &str) -> bool {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -271,7 +285,19 @@ mod tests {
 
     #[test]
     fn private_ranges_are_not_public() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {

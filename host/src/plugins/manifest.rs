@@ -238,8 +238,8 @@ impl Manifest {
 
     /// Parses manifest text; `base` resolves relative directory grants.
     fn parse(text: &str, base: &Path) -> Result<Self, ParseFailure> {
-        let raw: RawManifest =
-            toml::from_str(text).map_err(|e| ParseFailure::Syntax(e.to_string().trim().to_owned()))?;
+        let raw: RawManifest = toml::from_str(text)
+            .map_err(|e| ParseFailure::Syntax(e.to_string().trim().to_owned()))?;
         Ok(Self {
             limits: validate_limits(raw.limits)?,
             grants: validate_grants(raw.grants, base)?,
@@ -288,7 +288,12 @@ fn validate_limits(raw: RawLimits) -> Result<Limits, ParseFailure> {
     )?;
     let fuel = in_range("fuel", raw.fuel, 1, u64::MAX)?;
     let log_bytes = in_range("max_log_bytes", raw.max_log_bytes, 0, 16 * MIB)?;
-    let http_bytes = in_range("max_http_response_bytes", raw.max_http_response_bytes, 1, 1024 * MIB)?;
+    let http_bytes = in_range(
+        "max_http_response_bytes",
+        raw.max_http_response_bytes,
+        1,
+        1024 * MIB,
+    )?;
     Ok(Limits {
         timeout: timeout_ms.map_or(defaults.timeout, Duration::from_millis),
         memory_bytes: memory_mib.map_or(defaults.memory_bytes, |m| m * MIB),
@@ -381,7 +386,9 @@ fn validate_grants(raw: RawGrants, base: &Path) -> Result<Grants, ParseFailure> 
             .map_err(|e| invalid(format!("grants.http: {e}")))?;
         for (name, value) in &grant.headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(invalid(format!("grants.http: {name:?} is not a valid header name")));
+                return Err(invalid(format!(
+                    "grants.http: {name:?} is not a valid header name"
+                )));
             }
             for reference in secret_references(value) {
                 if !raw.secrets.contains_key(reference) {
@@ -441,7 +448,10 @@ mod tests {
     #[test]
     fn limits_are_range_checked() {
         let err = parse("[limits]\nmemory_mib = 0\n").unwrap_err();
-        assert!(err.contains("limits.memory_mib = 0 is out of range"), "{err}");
+        assert!(
+            err.contains("limits.memory_mib = 0 is out of range"),
+            "{err}"
+        );
         let m = parse("[limits]\ntimeout_ms = 250\nmemory_mib = 8\nfuel = 1000\n").unwrap();
         assert_eq!(m.limits.timeout, Duration::from_millis(250));
         assert_eq!(m.limits.memory_bytes, 8 * MIB);

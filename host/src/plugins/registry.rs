@@ -10,9 +10,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use serde_json::Value;
+use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, Linker};
-use wasmtime::Engine;
 
 use super::docs::{FunctionDocs, PluginDocs};
 use super::engine::{CacheOutcome, CompileCache, Engines};
@@ -206,7 +206,12 @@ struct Loaded {
     warnings: Vec<String>,
 }
 
-fn load_plugin(path: &Path, engines: &Engines, linkers: &[Linker<HostState>; 2], cache: &CompileCache) -> Result<Loaded> {
+fn load_plugin(
+    path: &Path,
+    engines: &Engines,
+    linkers: &[Linker<HostState>; 2],
+    cache: &CompileCache,
+) -> Result<Loaded> {
     let name = plugin_name(path)?;
     let manifest_path = path.with_extension("toml");
     let (manifest, manifest_path) = if manifest_path.is_file() {
@@ -216,10 +221,14 @@ fn load_plugin(path: &Path, engines: &Engines, linkers: &[Linker<HostState>; 2],
     };
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if !bytes.starts_with(b"\0asm") {
-        bail!("not a WebAssembly file (bad magic bytes); expected a component built for wasm32-wasip2");
+        bail!(
+            "not a WebAssembly file (bad magic bytes); expected a component built for wasm32-wasip2"
+        );
     }
     if wasmparser::Parser::is_core_wasm(&bytes) {
-        bail!("this is a core WebAssembly module, not a component; build it for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)");
+        bail!(
+            "this is a core WebAssembly module, not a component; build it for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)"
+        );
     }
     let mut warnings = Vec::new();
     let docs = match super::docs::extract(&bytes) {
@@ -238,7 +247,9 @@ fn load_plugin(path: &Path, engines: &Engines, linkers: &[Linker<HostState>; 2],
     };
     let fuel = manifest.limits.fuel.is_some();
     let engine = engines.for_fuel(fuel);
-    let (component, cache_outcome) = cache.load(engine, &bytes).map_err(|e| anyhow!("cannot compile: {e:#}"))?;
+    let (component, cache_outcome) = cache
+        .load(engine, &bytes)
+        .map_err(|e| anyhow!("cannot compile: {e:#}"))?;
     let linker = &linkers[usize::from(fuel)];
     let pre = linker.instantiate_pre(&component).map_err(|e| {
         anyhow!(
@@ -248,7 +259,9 @@ fn load_plugin(path: &Path, engines: &Engines, linkers: &[Linker<HostState>; 2],
     let plugin = Arc::new(Plugin::new(name.clone(), manifest, pre)?);
     let tools = derive_tools(&plugin, &component, docs.as_ref(), &mut warnings)?;
     if tools.is_empty() {
-        bail!("exports no functions, so it provides no tools; export at least one documented function from its world");
+        bail!(
+            "exports no functions, so it provides no tools; export at least one documented function from its world"
+        );
     }
     Ok(Loaded {
         plugin,
@@ -261,9 +274,18 @@ fn load_plugin(path: &Path, engines: &Engines, linkers: &[Linker<HostState>; 2],
 
 /// The plugin name from `NAME.wasm`: letters, digits, `-` and `_`.
 fn plugin_name(path: &Path) -> Result<Arc<str>> {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        bail!("the file name {stem:?} is not a valid plugin name; use letters, digits, '-' and '_' (e.g. my-tool.wasm)");
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if stem.is_empty()
+        || !stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        bail!(
+            "the file name {stem:?} is not a valid plugin name; use letters, digits, '-' and '_' (e.g. my-tool.wasm)"
+        );
     }
     Ok(stem.into())
 }
@@ -303,7 +325,9 @@ fn derive_tools(
         };
         let name = tool_name(&plugin.name, &func);
         if name.len() > MAX_TOOL_NAME {
-            bail!("tool name `{name}` for export `{export_name}` is longer than {MAX_TOOL_NAME} characters, which providers reject; shorten the plugin file name or the function name");
+            bail!(
+                "tool name `{name}` for export `{export_name}` is longer than {MAX_TOOL_NAME} characters, which providers reject; shorten the plugin file name or the function name"
+            );
         }
         if let Some(other) = tools.iter().find(|t| t.name == name) {
             bail!(
@@ -319,17 +343,27 @@ fn derive_tools(
                 }
                 for p in &params {
                     if docs.is_some() && !fdocs.params.contains_key(&p.name) {
-                        warnings.push(format!("parameter `{}` of `{export_name}` has no `@param {}` doc line", p.name, p.name));
+                        warnings.push(format!(
+                            "parameter `{}` of `{export_name}` has no `@param {}` doc line",
+                            p.name, p.name
+                        ));
                     }
                 }
                 let export_index = export_index(component, interface.as_deref(), &func)?;
                 let description = if fdocs.summary.is_empty() {
-                    format!("Function `{export_name}` of plugin `{}` (undocumented).", plugin.name)
+                    format!(
+                        "Function `{export_name}` of plugin `{}` (undocumented).",
+                        plugin.name
+                    )
                 } else {
                     fdocs.summary.clone()
                 };
                 let parameters = object_schema(params.iter().map(|p| {
-                    (p.name.as_str(), &p.shape, fdocs.params.get(&p.name).map(String::as_str))
+                    (
+                        p.name.as_str(),
+                        &p.shape,
+                        fdocs.params.get(&p.name).map(String::as_str),
+                    )
                 }));
                 let output_schema = match &returns {
                     Returns::Nothing => None,
@@ -348,7 +382,9 @@ fn derive_tools(
                     export: export_index,
                 });
             }
-            Err(e) => warnings.push(format!("function `{export_name}` is not offered as a tool: {e}")),
+            Err(e) => warnings.push(format!(
+                "function `{export_name}` is not offered as a tool: {e}"
+            )),
         }
     }
     Ok(tools)
@@ -360,7 +396,11 @@ fn export_index(
     func: &str,
 ) -> Result<wasmtime::component::ComponentExportIndex> {
     let parent = match interface {
-        Some(i) => Some(component.get_export_index(None, i).with_context(|| format!("export `{i}` not found"))?),
+        Some(i) => Some(
+            component
+                .get_export_index(None, i)
+                .with_context(|| format!("export `{i}` not found"))?,
+        ),
         None => None,
     };
     component
@@ -375,18 +415,27 @@ fn describe_function(
     wit: Option<&wit_parser::Function>,
     docs: Option<&PluginDocs>,
 ) -> Result<Described, super::shape::Unsupported> {
-    let wit_params = wit.map(|f| &f.params).filter(|p| p.len() == ty.params().len());
+    let wit_params = wit
+        .map(|f| &f.params)
+        .filter(|p| p.len() == ty.params().len());
     let mut params = Vec::with_capacity(ty.params().len());
     for (i, (name, param_ty)) in ty.params().enumerate() {
         let wit_ty = docs
             .zip(wit_params.and_then(|p| p.get(i)).filter(|p| p.name == name))
-            .map(|(d, p)| WitType { resolve: &d.resolve, ty: p.ty });
+            .map(|(d, p)| WitType {
+                resolve: &d.resolve,
+                ty: p.ty,
+            });
         params.push(Param {
             name: name.to_owned(),
-            shape: Shape::from_type(&param_ty, wit_ty).map_err(|e| super::shape::Unsupported(format!("parameter `{name}` is {}", e.0)))?,
+            shape: Shape::from_type(&param_ty, wit_ty)
+                .map_err(|e| super::shape::Unsupported(format!("parameter `{name}` is {}", e.0)))?,
         });
     }
-    let result_wit = docs.zip(wit.and_then(|f| f.result)).map(|(d, ty)| WitType { resolve: &d.resolve, ty });
+    let result_wit = docs.zip(wit.and_then(|f| f.result)).map(|(d, ty)| WitType {
+        resolve: &d.resolve,
+        ty,
+    });
     let returns = match ty.results().next() {
         None => Returns::Nothing,
         Some(result_ty) => {

@@ -72,7 +72,12 @@ const MAX_TABLES: usize = 64;
 const MAX_MEMORIES: usize = 16;
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             self.memory_exceeded = true;
             return Ok(false);
@@ -80,7 +85,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 
@@ -113,7 +123,11 @@ pub struct Plugin {
 impl Plugin {
     /// Wraps a linked component with its manifest, resolving environment
     /// and secret grants from the server's environment.
-    pub fn new(name: Arc<str>, manifest: Manifest, pre: InstancePre<HostState>) -> anyhow::Result<Self> {
+    pub fn new(
+        name: Arc<str>,
+        manifest: Manifest,
+        pre: InstancePre<HostState>,
+    ) -> anyhow::Result<Self> {
         // Environment grants are read once, at load; names that are not set
         // are simply absent in the guest.
         let env = manifest
@@ -153,10 +167,11 @@ impl Plugin {
                 DirMode::ReadOnly => wasmtime_wasi::FsPerms::ReadOnly,
                 DirMode::ReadWrite => wasmtime_wasi::FsPerms::ReadWrite,
             };
-            wasi.preopened_dir(&dir.host, &dir.guest, perms).map_err(|e| ToolError::Unavailable {
-                plugin: self.name.to_string(),
-                message: format!("cannot open granted directory {}: {e}", dir.host.display()),
-            })?;
+            wasi.preopened_dir(&dir.host, &dir.guest, perms)
+                .map_err(|e| ToolError::Unavailable {
+                    plugin: self.name.to_string(),
+                    message: format!("cannot open granted directory {}: {e}", dir.host.display()),
+                })?;
         }
         let limits = &self.manifest.limits;
         let state = HostState {
@@ -172,7 +187,11 @@ impl Plugin {
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+        let ticks = limits
+            .timeout
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
         if let Some(fuel) = limits.fuel {
@@ -234,18 +253,23 @@ impl Tool {
     pub async fn call(&self, args: &Value) -> Result<Value, ToolError> {
         let params = args_to_vals(&self.params, args)?;
         let plugin = &self.plugin;
-        let _permit = plugin.permits.acquire().await.map_err(|e| plugin.unavailable(e))?;
+        let _permit = plugin
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| plugin.unavailable(e))?;
         let limits = &plugin.manifest.limits;
         let cap = usize::try_from(limits.max_log_bytes).unwrap_or(usize::MAX);
         let (stdout, stderr) = (Capture::new(cap), Capture::new(cap));
         let mut store = plugin.new_store(&stdout, &stderr)?;
-        let mut results = vec![Val::Bool(false); usize::from(!matches!(self.returns, Returns::Nothing))];
+        let mut results =
+            vec![Val::Bool(false); usize::from(!matches!(self.returns, Returns::Nothing))];
 
         let run = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
-            let func = instance
-                .get_func(&mut store, self.export)
-                .ok_or_else(|| wasmtime::format_err!("export `{}` disappeared", self.export_name))?;
+            let func = instance.get_func(&mut store, self.export).ok_or_else(|| {
+                wasmtime::format_err!("export `{}` disappeared", self.export_name)
+            })?;
             func.call_async(&mut store, &params, &mut results).await
         };
         let outcome = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, run).await;
@@ -274,7 +298,9 @@ impl Tool {
                 };
                 return Err(ToolError::Failed { message, details });
             }
-            (Returns::Fallible { .. }, Some(Val::Result(Ok(v)))) => v.as_deref().map_or(Value::Null, val_to_json),
+            (Returns::Fallible { .. }, Some(Val::Result(Ok(v)))) => {
+                v.as_deref().map_or(Value::Null, val_to_json)
+            }
             (_, Some(v)) => val_to_json(&v),
             (_, None) => Value::Null,
         };
@@ -326,7 +352,8 @@ impl Tool {
 }
 
 fn is_pool_exhausted(e: &wasmtime::Error) -> bool {
-    e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some()
+    e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
 }
 
 /// Adds the guest's panic message, if it printed one, to a trap description.

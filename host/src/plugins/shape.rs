@@ -162,7 +162,9 @@ impl<'a> WitType<'a> {
 }
 
 fn clean_doc(doc: Option<&str>) -> Option<String> {
-    doc.map(str::trim).filter(|d| !d.is_empty()).map(str::to_owned)
+    doc.map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned)
 }
 
 impl Shape {
@@ -203,12 +205,16 @@ impl Shape {
             }
             Type::Record(record) => {
                 let wit_fields = match wit_kind {
-                    Some(W::Record(r)) if r.fields.len() == record.fields().len() => Some(&r.fields),
+                    Some(W::Record(r)) if r.fields.len() == record.fields().len() => {
+                        Some(&r.fields)
+                    }
                     _ => None,
                 };
                 let mut fields = Vec::with_capacity(record.fields().len());
                 for (i, field) in record.fields().enumerate() {
-                    let wf = wit_fields.and_then(|f| f.get(i)).filter(|f| f.name == field.name);
+                    let wf = wit_fields
+                        .and_then(|f| f.get(i))
+                        .filter(|f| f.name == field.name);
                     let inner = wit.zip(wf).map(|(w, f)| w.with(f.ty));
                     fields.push(Field {
                         name: field.name.to_owned(),
@@ -227,7 +233,9 @@ impl Shape {
                     .types()
                     .enumerate()
                     .map(|(i, t)| {
-                        let inner = wit.zip(wit_types.and_then(|ts| ts.get(i))).map(|(w, t)| w.with(*t));
+                        let inner = wit
+                            .zip(wit_types.and_then(|ts| ts.get(i)))
+                            .map(|(w, t)| w.with(*t));
                         Shape::from_type(&t, inner)
                     })
                     .collect::<Result<_, _>>()?;
@@ -240,7 +248,9 @@ impl Shape {
                 };
                 let mut cases = Vec::new();
                 for (i, case) in variant.cases().enumerate() {
-                    let wc = wit_cases.and_then(|c| c.get(i)).filter(|c| c.name == case.name);
+                    let wc = wit_cases
+                        .and_then(|c| c.get(i))
+                        .filter(|c| c.name == case.name);
                     let payload = match case.ty {
                         Some(t) => {
                             let inner = wit.zip(wc.and_then(|c| c.ty)).map(|(w, t)| w.with(t));
@@ -258,14 +268,22 @@ impl Shape {
             }
             Type::Enum(e) => {
                 let docs: Vec<Option<String>> = match wit_kind {
-                    Some(W::Enum(we)) => we.cases.iter().map(|c| clean_doc(c.docs.contents.as_deref())).collect(),
+                    Some(W::Enum(we)) => we
+                        .cases
+                        .iter()
+                        .map(|c| clean_doc(c.docs.contents.as_deref()))
+                        .collect(),
                     _ => Vec::new(),
                 };
                 Kind::Enum(named_cases(e.names(), &docs))
             }
             Type::Flags(f) => {
                 let docs: Vec<Option<String>> = match wit_kind {
-                    Some(W::Flags(wf)) => wf.flags.iter().map(|c| clean_doc(c.docs.contents.as_deref())).collect(),
+                    Some(W::Flags(wf)) => wf
+                        .flags
+                        .iter()
+                        .map(|c| clean_doc(c.docs.contents.as_deref()))
+                        .collect(),
                     _ => Vec::new(),
                 };
                 Kind::Flags(named_cases(f.names(), &docs))
@@ -285,12 +303,20 @@ impl Shape {
             }
             Type::Result(r) => {
                 let (wok, werr) = match (wit, wit_kind) {
-                    (Some(w), Some(W::Result(res))) => (res.ok.map(|t| w.with(t)), res.err.map(|t| w.with(t))),
+                    (Some(w), Some(W::Result(res))) => {
+                        (res.ok.map(|t| w.with(t)), res.err.map(|t| w.with(t)))
+                    }
                     _ => (None, None),
                 };
                 Kind::Result {
-                    ok: r.ok().map(|t| Shape::from_type(&t, wok).map(Box::new)).transpose()?,
-                    err: r.err().map(|t| Shape::from_type(&t, werr).map(Box::new)).transpose()?,
+                    ok: r
+                        .ok()
+                        .map(|t| Shape::from_type(&t, wok).map(Box::new))
+                        .transpose()?,
+                    err: r
+                        .err()
+                        .map(|t| Shape::from_type(&t, werr).map(Box::new))
+                        .transpose()?,
                 }
             }
             Type::Own(_) | Type::Borrow(_) => return Err(Unsupported("a resource handle".into())),
@@ -323,7 +349,9 @@ impl Shape {
             Kind::Record(_) => "an object".into(),
             Kind::Tuple(items) => format!("an array of exactly {} items", items.len()),
             Kind::Enum(cases) => format!("one of {}", quoted_names(cases)),
-            Kind::Flags(cases) => format!("an array of distinct values from {}", quoted_names(cases)),
+            Kind::Flags(cases) => {
+                format!("an array of distinct values from {}", quoted_names(cases))
+            }
             Kind::Variant(cases) => {
                 let forms: Vec<String> = cases
                     .iter()
@@ -351,7 +379,11 @@ impl Shape {
             Kind::Char => json!({"type": "string", "minLength": 1, "maxLength": 1}),
             Kind::String => json!({"type": "string"}),
             Kind::List(inner) => json!({"type": "array", "items": inner.schema()}),
-            Kind::Record(fields) => object_schema(fields.iter().map(|f| (f.name.as_str(), &f.shape, f.doc.as_deref()))),
+            Kind::Record(fields) => object_schema(
+                fields
+                    .iter()
+                    .map(|f| (f.name.as_str(), &f.shape, f.doc.as_deref())),
+            ),
             Kind::Tuple(items) => json!({
                 "type": "array",
                 "prefixItems": items.iter().map(Shape::schema).collect::<Vec<_>>(),
@@ -392,13 +424,18 @@ impl Shape {
             }
             Kind::Option(inner) => json!({"anyOf": [inner.schema(), {"type": "null"}]}),
             Kind::Result { ok, err } => {
-                let arm = |s: &Option<Box<Shape>>| s.as_ref().map_or(json!({"type": "null"}), |s| s.schema());
+                let arm = |s: &Option<Box<Shape>>| {
+                    s.as_ref().map_or(json!({"type": "null"}), |s| s.schema())
+                };
                 json!({"oneOf": [tagged("ok", arm(ok), None), tagged("err", arm(err), None)]})
             }
         };
         if let Some(doc) = &self.doc {
             // Cases already carry their own descriptions; keep the type's first.
-            let existing = schema.get("description").and_then(Value::as_str).map(str::to_owned);
+            let existing = schema
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             schema["description"] = match existing {
                 Some(cases) => format!("{doc}\n{cases}").into(),
                 None => doc.clone().into(),
@@ -443,7 +480,11 @@ fn int_json(v: i128) -> Value {
 }
 
 fn quoted_names(cases: &[Case]) -> String {
-    cases.iter().map(|c| format!("\"{}\"", c.name)).collect::<Vec<_>>().join(", ")
+    cases
+        .iter()
+        .map(|c| format!("\"{}\"", c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn case_names(cases: &[Case]) -> Vec<&str> {
@@ -455,7 +496,11 @@ fn case_names(cases: &[Case]) -> Vec<&str> {
 fn case_docs<'a>(cases: impl IntoIterator<Item = &'a Case>) -> Option<String> {
     let lines: Vec<String> = cases
         .into_iter()
-        .filter_map(|c| c.doc.as_ref().map(|d| format!("- `{}`: {}", c.name, d.replace('\n', " "))))
+        .filter_map(|c| {
+            c.doc
+                .as_ref()
+                .map(|d| format!("- `{}`: {}", c.name, d.replace('\n', " ")))
+        })
         .collect();
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
@@ -474,7 +519,9 @@ fn tagged(tag: &str, payload: Value, doc: Option<&str>) -> Value {
 }
 
 /// An object schema for named members (record fields or function parameters).
-pub fn object_schema<'a>(members: impl Iterator<Item = (&'a str, &'a Shape, Option<&'a str>)>) -> Value {
+pub fn object_schema<'a>(
+    members: impl Iterator<Item = (&'a str, &'a Shape, Option<&'a str>)>,
+) -> Value {
     let mut properties = Map::new();
     let mut required = Vec::new();
     for (name, shape, doc) in members {
@@ -508,19 +555,26 @@ mod tests {
 
     #[test]
     fn integers_carry_exact_bounds() {
-        assert_eq!(s(Kind::Int(IntKind::U8)).schema(), json!({"type": "integer", "minimum": 0, "maximum": 255}));
+        assert_eq!(
+            s(Kind::Int(IntKind::U8)).schema(),
+            json!({"type": "integer", "minimum": 0, "maximum": 255})
+        );
         assert_eq!(
             s(Kind::Int(IntKind::S64)).schema(),
             json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX})
         );
-        assert_eq!(s(Kind::Int(IntKind::U64)).schema()["maximum"], json!(u64::MAX));
+        assert_eq!(
+            s(Kind::Int(IntKind::U64)).schema()["maximum"],
+            json!(u64::MAX)
+        );
     }
 
     #[test]
     fn optional_members_are_not_required() {
         let name = s(Kind::String);
         let title = s(Kind::Option(Box::new(s(Kind::String))));
-        let schema = object_schema([("name", &name, Some("Who.")), ("title", &title, None)].into_iter());
+        let schema =
+            object_schema([("name", &name, Some("Who.")), ("title", &title, None)].into_iter());
         assert_eq!(schema["required"], json!(["name"]));
         assert_eq!(schema["properties"]["title"], json!({"type": "string"}));
         assert_eq!(schema["properties"]["name"]["description"], "Who.");
@@ -529,15 +583,28 @@ mod tests {
 
     #[test]
     fn nested_option_spells_out_null() {
-        let list = s(Kind::List(Box::new(s(Kind::Option(Box::new(s(Kind::Bool)))))));
-        assert_eq!(list.schema()["items"], json!({"anyOf": [{"type": "boolean"}, {"type": "null"}]}));
+        let list = s(Kind::List(Box::new(s(Kind::Option(Box::new(s(
+            Kind::Bool,
+        )))))));
+        assert_eq!(
+            list.schema()["items"],
+            json!({"anyOf": [{"type": "boolean"}, {"type": "null"}]})
+        );
     }
 
     #[test]
     fn variants_mix_bare_and_tagged_cases() {
         let v = s(Kind::Variant(vec![
-            Case { name: "point".into(), payload: None, doc: Some("A dot.".into()) },
-            Case { name: "circle".into(), payload: Some(s(Kind::F64)), doc: None },
+            Case {
+                name: "point".into(),
+                payload: None,
+                doc: Some("A dot.".into()),
+            },
+            Case {
+                name: "circle".into(),
+                payload: Some(s(Kind::F64)),
+                doc: None,
+            },
         ]));
         let schema = v.schema();
         assert_eq!(schema["oneOf"][0]["enum"], json!(["point"]));
@@ -548,7 +615,10 @@ mod tests {
 
     #[test]
     fn tuples_have_fixed_length() {
-        let t = s(Kind::Tuple(vec![s(Kind::Int(IntKind::U8)), s(Kind::String)]));
+        let t = s(Kind::Tuple(vec![
+            s(Kind::Int(IntKind::U8)),
+            s(Kind::String),
+        ]));
         let schema = t.schema();
         assert_eq!(schema["minItems"], 2);
         assert_eq!(schema["maxItems"], 2);
@@ -558,8 +628,16 @@ mod tests {
     #[test]
     fn flags_are_unique_names() {
         let f = s(Kind::Flags(vec![
-            Case { name: "read".into(), payload: None, doc: None },
-            Case { name: "write".into(), payload: None, doc: None },
+            Case {
+                name: "read".into(),
+                payload: None,
+                doc: None,
+            },
+            Case {
+                name: "write".into(),
+                payload: None,
+                doc: None,
+            },
         ]));
         assert_eq!(
             f.schema(),

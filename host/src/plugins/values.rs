@@ -42,7 +42,11 @@ pub fn args_to_vals(params: &[Param], args: &Value) -> Result<Vec<Val>, ArgError
                 path: "$".into(),
                 expected: format!(
                     "an object with the arguments {}",
-                    params.iter().map(|p| format!("`{}`", p.name)).collect::<Vec<_>>().join(", ")
+                    params
+                        .iter()
+                        .map(|p| format!("`{}`", p.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 got: describe(other),
             });
@@ -153,7 +157,10 @@ pub fn json_to_val(value: &Value, shape: &Shape, path: &str) -> Result<Val, ArgE
             )
         }
         Kind::Tuple(items) => {
-            let values = value.as_array().filter(|a| a.len() == items.len()).ok_or_else(mismatch)?;
+            let values = value
+                .as_array()
+                .filter(|a| a.len() == items.len())
+                .ok_or_else(mismatch)?;
             Val::Tuple(
                 values
                     .iter()
@@ -170,12 +177,15 @@ pub fn json_to_val(value: &Value, shape: &Shape, path: &str) -> Result<Val, ArgE
                 fields
                     .iter()
                     .map(|Field { name, shape, .. }| {
-                        member_to_val(object.get(name), shape, &join_key(path, name)).map(|v| (name.clone(), v))
+                        member_to_val(object.get(name), shape, &join_key(path, name))
+                            .map(|v| (name.clone(), v))
                     })
                     .collect::<Result<_, _>>()?,
             )
         }
-        Kind::Enum(cases) => Val::Enum(case_named(cases, value.as_str().ok_or_else(mismatch)?).ok_or_else(mismatch)?),
+        Kind::Enum(cases) => {
+            Val::Enum(case_named(cases, value.as_str().ok_or_else(mismatch)?).ok_or_else(mismatch)?)
+        }
         Kind::Flags(cases) => {
             let items = value.as_array().ok_or_else(mismatch)?;
             let mut names: Vec<String> = Vec::with_capacity(items.len());
@@ -206,17 +216,28 @@ pub fn json_to_val(value: &Value, shape: &Shape, path: &str) -> Result<Val, ArgE
                 (None, None) => Val::Variant(case.name.clone(), None),
                 (Some(shape), Some(p)) => Val::Variant(
                     case.name.clone(),
-                    Some(Box::new(json_to_val(p, shape, &join_key(path, &case.name))?)),
+                    Some(Box::new(json_to_val(
+                        p,
+                        shape,
+                        &join_key(path, &case.name),
+                    )?)),
                 ),
                 (None, Some(_)) => {
                     return Err(ArgError {
-                        expected: format!("the bare string \"{}\" (this case has no payload)", case.name),
+                        expected: format!(
+                            "the bare string \"{}\" (this case has no payload)",
+                            case.name
+                        ),
                         ..mismatch()
                     });
                 }
                 (Some(shape), None) => {
                     return Err(ArgError {
-                        expected: format!("{{\"{}\": {}}} (this case needs a payload)", case.name, shape.expected()),
+                        expected: format!(
+                            "{{\"{}\": {}}} (this case needs a payload)",
+                            case.name,
+                            shape.expected()
+                        ),
                         ..mismatch()
                     });
                 }
@@ -227,11 +248,17 @@ pub fn json_to_val(value: &Value, shape: &Shape, path: &str) -> Result<Val, ArgE
             v => Val::Option(Some(Box::new(json_to_val(v, inner, path)?))),
         },
         Kind::Result { ok, err } => {
-            let (tag, payload) = tag_and_payload(value).filter(|(_, p)| p.is_some()).ok_or_else(mismatch)?;
+            let (tag, payload) = tag_and_payload(value)
+                .filter(|(_, p)| p.is_some())
+                .ok_or_else(mismatch)?;
             let payload = payload.unwrap_or(&Value::Null);
             let arm = |shape: &Option<Box<Shape>>| -> Result<Option<Box<Val>>, ArgError> {
                 match shape {
-                    Some(s) => Ok(Some(Box::new(json_to_val(payload, s, &join_key(path, tag))?))),
+                    Some(s) => Ok(Some(Box::new(json_to_val(
+                        payload,
+                        s,
+                        &join_key(path, tag),
+                    )?))),
                     None if payload.is_null() => Ok(None),
                     None => Err(ArgError {
                         path: join_key(path, tag),
@@ -253,17 +280,26 @@ pub fn json_to_val(value: &Value, shape: &Shape, path: &str) -> Result<Val, ArgE
 fn tag_and_payload(value: &Value) -> Option<(&str, Option<&Value>)> {
     match value {
         Value::String(s) => Some((s, None)),
-        Value::Object(map) if map.len() == 1 => map.iter().next().map(|(k, v)| (k.as_str(), Some(v))),
+        Value::Object(map) if map.len() == 1 => {
+            map.iter().next().map(|(k, v)| (k.as_str(), Some(v)))
+        }
         _ => None,
     }
 }
 
 fn case_named(cases: &[Case], name: &str) -> Option<String> {
-    cases.iter().find(|c| c.name == name).map(|c| c.name.clone())
+    cases
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| c.name.clone())
 }
 
 fn names_of(cases: &[Case]) -> String {
-    cases.iter().map(|c| format!("\"{}\"", c.name)).collect::<Vec<_>>().join(", ")
+    cases
+        .iter()
+        .map(|c| format!("\"{}\"", c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// An integer from a JSON number; integral floats such as `3.0` count.
@@ -292,7 +328,10 @@ pub fn describe(value: &Value) -> String {
     };
     let text = value.to_string();
     let text = if text.len() > 60 {
-        let cut = (0..=57).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=57)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
         format!("{}...", &text[..cut])
     } else {
         text
@@ -313,7 +352,9 @@ pub fn val_to_json(val: &Val) -> Value {
         Val::U32(n) => (*n).into(),
         Val::S64(n) => (*n).into(),
         Val::U64(n) => (*n).into(),
-        Val::Float32(f) => serde_json::Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number),
+        Val::Float32(f) => {
+            serde_json::Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number)
+        }
         Val::Float64(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
         Val::Char(c) => Value::String(c.to_string()),
         Val::String(s) => Value::String(s.clone()),
@@ -337,7 +378,10 @@ pub fn val_to_json(val: &Val) -> Value {
         Val::Result(Err(v)) => single("err", v.as_deref().map_or(Value::Null, val_to_json)),
         Val::Flags(names) => Value::Array(names.iter().map(|n| Value::String(n.clone())).collect()),
         Val::Map(pairs) => Value::Array(
-            pairs.iter().map(|(k, v)| Value::Array(vec![val_to_json(k), val_to_json(v)])).collect(),
+            pairs
+                .iter()
+                .map(|(k, v)| Value::Array(vec![val_to_json(k), val_to_json(v)]))
+                .collect(),
         ),
         // Rejected when the tool is loaded; kept total so a bug cannot panic.
         Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => Value::Null,
@@ -361,7 +405,11 @@ mod tests {
     }
 
     fn case(name: &str, payload: Option<Shape>) -> Case {
-        Case { name: name.into(), payload, doc: None }
+        Case {
+            name: name.into(),
+            payload,
+            doc: None,
+        }
     }
 
     fn round_trip(shape: &Shape, value: Value) {
@@ -377,14 +425,32 @@ mod tests {
         round_trip(&s(Kind::F64), json!(1.5));
         round_trip(&s(Kind::Char), json!("é"));
         round_trip(&s(Kind::String), json!("hello"));
-        round_trip(&s(Kind::List(Box::new(s(Kind::Int(IntKind::U32))))), json!([1, 2, 3]));
-        round_trip(&s(Kind::Tuple(vec![s(Kind::Int(IntKind::U8)), s(Kind::String)])), json!([7, "x"]));
-        let shape = s(Kind::Variant(vec![case("point", None), case("circle", Some(s(Kind::F64)))]));
+        round_trip(
+            &s(Kind::List(Box::new(s(Kind::Int(IntKind::U32))))),
+            json!([1, 2, 3]),
+        );
+        round_trip(
+            &s(Kind::Tuple(vec![
+                s(Kind::Int(IntKind::U8)),
+                s(Kind::String),
+            ])),
+            json!([7, "x"]),
+        );
+        let shape = s(Kind::Variant(vec![
+            case("point", None),
+            case("circle", Some(s(Kind::F64))),
+        ]));
         round_trip(&shape, json!("point"));
         round_trip(&shape, json!({"circle": 2.5}));
         round_trip(&s(Kind::Enum(vec![case("red", None)])), json!("red"));
-        round_trip(&s(Kind::Flags(vec![case("read", None), case("write", None)])), json!(["write", "read"]));
-        let result = s(Kind::Result { ok: Some(Box::new(s(Kind::Int(IntKind::U32)))), err: Some(Box::new(s(Kind::String))) });
+        round_trip(
+            &s(Kind::Flags(vec![case("read", None), case("write", None)])),
+            json!(["write", "read"]),
+        );
+        let result = s(Kind::Result {
+            ok: Some(Box::new(s(Kind::Int(IntKind::U32)))),
+            err: Some(Box::new(s(Kind::String))),
+        });
         round_trip(&result, json!({"ok": 3}));
         round_trip(&result, json!({"err": "bad"}));
     }
@@ -396,7 +462,10 @@ mod tests {
     #[test]
     fn out_of_range_integers_name_the_bounds() {
         let e = err(&s(Kind::Int(IntKind::U8)), json!(256));
-        assert_eq!(e.to_string(), "invalid argument at `$.x`: expected an integer from 0 to 255, got integer 256");
+        assert_eq!(
+            e.to_string(),
+            "invalid argument at `$.x`: expected an integer from 0 to 255, got integer 256"
+        );
         let e = err(&s(Kind::Int(IntKind::U32)), json!(-1));
         assert!(e.expected.contains("0 to 4294967295"));
         let e = err(&s(Kind::Int(IntKind::S32)), json!(1.5));
@@ -407,19 +476,33 @@ mod tests {
     #[test]
     fn wrong_types_and_unknown_cases() {
         assert_eq!(err(&s(Kind::String), json!(5)).got, "integer 5");
-        let e = err(&s(Kind::Enum(vec![case("red", None), case("green", None)])), json!("blue"));
+        let e = err(
+            &s(Kind::Enum(vec![case("red", None), case("green", None)])),
+            json!("blue"),
+        );
         assert_eq!(e.expected, "one of \"red\", \"green\"");
         let e = err(&s(Kind::Char), json!("ab"));
         assert_eq!(e.expected, "a string of exactly one character");
-        let e = err(&s(Kind::Flags(vec![case("read", None)])), json!(["read", "read"]));
+        let e = err(
+            &s(Kind::Flags(vec![case("read", None)])),
+            json!(["read", "read"]),
+        );
         assert_eq!(e.path, "$.x[1]");
     }
 
     #[test]
     fn record_paths_point_at_the_bad_field() {
         let shape = s(Kind::Record(vec![
-            Field { name: "name".into(), shape: s(Kind::String), doc: None },
-            Field { name: "age".into(), shape: s(Kind::Option(Box::new(s(Kind::Int(IntKind::U8))))), doc: None },
+            Field {
+                name: "name".into(),
+                shape: s(Kind::String),
+                doc: None,
+            },
+            Field {
+                name: "age".into(),
+                shape: s(Kind::Option(Box::new(s(Kind::Int(IntKind::U8))))),
+                doc: None,
+            },
         ]));
         assert!(json_to_val(&json!({"name": "Ada"}), &shape, "$").is_ok());
         assert!(json_to_val(&json!({"name": "Ada", "age": null}), &shape, "$").is_ok());
@@ -435,19 +518,41 @@ mod tests {
 
     #[test]
     fn variant_payload_mismatches_explain_the_form() {
-        let shape = s(Kind::Variant(vec![case("point", None), case("circle", Some(s(Kind::F64)))]));
-        assert!(err(&shape, json!({"point": 1})).expected.contains("no payload"));
-        assert!(err(&shape, json!("circle")).expected.contains("needs a payload"));
+        let shape = s(Kind::Variant(vec![
+            case("point", None),
+            case("circle", Some(s(Kind::F64))),
+        ]));
+        assert!(
+            err(&shape, json!({"point": 1}))
+                .expected
+                .contains("no payload")
+        );
+        assert!(
+            err(&shape, json!("circle"))
+                .expected
+                .contains("needs a payload")
+        );
         assert_eq!(err(&shape, json!({"circle": "big"})).path, "$.x.circle");
     }
 
     #[test]
     fn args_object_is_required_and_checked() {
         let params = vec![
-            Param { name: "expression".into(), shape: s(Kind::String) },
-            Param { name: "precision".into(), shape: s(Kind::Option(Box::new(s(Kind::Int(IntKind::U8))))) },
+            Param {
+                name: "expression".into(),
+                shape: s(Kind::String),
+            },
+            Param {
+                name: "precision".into(),
+                shape: s(Kind::Option(Box::new(s(Kind::Int(IntKind::U8))))),
+            },
         ];
-        assert_eq!(args_to_vals(&params, &json!({"expression": "1+1"})).unwrap().len(), 2);
+        assert_eq!(
+            args_to_vals(&params, &json!({"expression": "1+1"}))
+                .unwrap()
+                .len(),
+            2
+        );
         let e = args_to_vals(&params, &json!("1+1")).unwrap_err();
         assert_eq!(e.path, "$");
         assert!(e.expected.contains("`expression`, `precision`"));
