@@ -191,3 +191,61 @@ pub mod stats {
         format!("{cpu}, {cores} cores")
     }
 }
+
+/// A `launch serve` child process on a free loopback port, killed on drop.
+pub struct Server {
+    child: std::process::Child,
+    _data: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `launch serve --listen 127.0.0.1:0` with the given plugins
+    /// directory and extra environment, and waits until it listens.
+    pub fn start(plugins: &Path, env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let data = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(launch_bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("LAUNCH_PLUGINS_DIR", plugins)
+            .env("LAUNCH_DATA_DIR", data.path())
+            .env("LAUNCH_LOG", "info")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("addr=").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                    }
+                }
+                eprintln!("[server] {line}");
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the server did not report its address within 30 s");
+        Self { child, _data: data, url: format!("http://{addr}") }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
