@@ -4,5 +4,8 @@
 //! The binary (`launch`) is a thin CLI over this library: [`plugins`] loads and
 //! runs tool plugins, [`server`] serves the HTTP API.
 
+pub mod agent;
+pub mod config;
+pub mod llm;
 pub mod plugins;
 pub mod server;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use launch::config::FileConfig;
 use launch::plugins::{LoadOptions, Registry};
 use serde_json::{Value, json};
 
@@ -14,6 +15,10 @@ use serde_json::{Value, json};
 #[derive(Parser)]
 #[command(name = "launch", version, propagate_version = true)]
 struct Cli {
+    /// Configuration file (TOML). Settings there are overridden by LAUNCH_*
+    /// environment variables, which are overridden by flags.
+    #[arg(long, global = true, env = "LAUNCH_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,48 +33,54 @@ enum Command {
     /// Tools for plugin authors.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Ask the agent one question from the terminal (uses the configured LLM).
+    Chat {
+        /// Print the answer as it streams in.
+        #[arg(long)]
+        stream: bool,
+        /// The message.
+        #[arg(required = true, num_args = 1..)]
+        message: Vec<String>,
+        #[command(flatten)]
+        locations: Locations,
+    },
 }
 
 /// Where plugins and data live; shared by every command that loads plugins.
 #[derive(Args, Clone)]
 struct Locations {
-    /// Folder holding NAME.wasm plugins (and optional NAME.toml manifests).
-    #[arg(
-        long = "plugins",
-        env = "LAUNCH_PLUGINS_DIR",
-        default_value = "./plugins",
-        value_name = "DIR"
-    )]
-    plugins_dir: PathBuf,
-    /// Folder for the server's data, including the compiled-plugin cache.
-    #[arg(
-        long,
-        env = "LAUNCH_DATA_DIR",
-        default_value = "./data",
-        value_name = "DIR"
-    )]
-    data_dir: PathBuf,
+    /// Folder holding NAME.wasm plugins (and optional NAME.toml manifests) [default: ./plugins]
+    #[arg(long = "plugins", env = "LAUNCH_PLUGINS_DIR", value_name = "DIR")]
+    plugins_dir: Option<PathBuf>,
+    /// Folder for the server's data, including the compiled-plugin cache [default: ./data]
+    #[arg(long, env = "LAUNCH_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 impl Locations {
-    fn load(&self) -> Result<Registry> {
+    fn load(&self, file: &FileConfig) -> Result<Registry> {
+        let plugins = self
+            .plugins_dir
+            .clone()
+            .or(file.plugins_dir.clone())
+            .unwrap_or_else(|| "./plugins".into());
+        let data = self
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .unwrap_or_else(|| "./data".into());
         Registry::load(&LoadOptions {
-            dir: self.plugins_dir.clone(),
-            cache_dir: self.data_dir.join("cache").join("components"),
+            dir: plugins,
+            cache_dir: data.join("cache").join("components"),
         })
     }
 }
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(
-        long,
-        env = "LAUNCH_LISTEN",
-        default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
-    )]
-    listen: SocketAddr,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "LAUNCH_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
     #[command(flatten)]
     locations: Locations,
 }
@@ -145,11 +156,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let file = match &cli.config {
+        Some(path) => FileConfig::load(path, true)?,
+        None => FileConfig::load(std::path::Path::new("launch.toml"), false)?,
+    };
     match cli.command {
         Command::Serve(args) => {
+            let listen: SocketAddr = match (args.listen, &file.listen) {
+                (Some(a), _) => a,
+                (None, Some(a)) => a.parse().with_context(|| format!("listen = {a:?} in the configuration file is not an address like 127.0.0.1:8080"))?,
+                (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            };
             let rt = runtime()?;
             rt.block_on(async {
-                let registry = Arc::new(args.locations.load()?);
+                let registry = Arc::new(args.locations.load(&file)?);
                 let report = registry.report();
                 tracing::info!(
                     dir = %report.dir.display(),
@@ -158,13 +178,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     tools = registry.tools().count(),
                     "plugins loaded"
                 );
-                launch::server::serve(args.listen, launch::server::AppState { registry }).await
+                launch::server::serve(listen, launch::server::AppState { registry }).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Tools(ToolsCommand::List { json, locations }) => {
             let _rt = runtime()?;
-            let registry = locations.load()?;
+            let registry = locations.load(&file)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list_json(&registry))?);
             } else {
@@ -180,7 +200,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let args: Value = serde_json::from_str(&args)
                 .with_context(|| format!("the arguments are not valid JSON: {args}"))?;
             let rt = runtime()?;
-            let registry = locations.load()?;
+            let registry = locations.load(&file)?;
             match rt.block_on(registry.call(&name, &args)) {
                 Ok(result) => {
                     println!("{}", serde_json::to_string_pretty(&result)?);
@@ -192,6 +212,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Chat {
+            stream,
+            message,
+            locations,
+        } => {
+            let rt = runtime()?;
+            rt.block_on(chat(&file, &locations, stream, message.join(" ")))
+        }
         Command::Plugin(PluginCommand::Pack { wit, input, output }) => {
             let bytes = std::fs::read(&input)
                 .with_context(|| format!("cannot read {}", input.display()))?;
@@ -200,6 +228,66 @@ fn run(cli: Cli) -> Result<ExitCode> {
             std::fs::write(&output, packed)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn chat(
+    file: &FileConfig,
+    locations: &Locations,
+    stream: bool,
+    message: String,
+) -> Result<ExitCode> {
+    use std::io::Write;
+    let registry = Arc::new(locations.load(file)?);
+    let provider = launch::config::provider(&file.llm, &launch::config::process_env)?;
+    let agent_config = launch::config::agent(&file.agent, &launch::config::process_env)?;
+    let agent = launch::agent::Agent::new(
+        registry,
+        launch::llm::LlmClient::new(provider)?,
+        agent_config,
+    );
+    let history = [launch::llm::Message::user(message)];
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let printer = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            match event {
+                launch::agent::Event::Delta { content } if stream => {
+                    print!("{content}");
+                    let _ = std::io::stdout().flush();
+                }
+                launch::agent::Event::ToolStarted {
+                    name, arguments, ..
+                } => eprintln!("-> {name} {arguments}"),
+                launch::agent::Event::ToolFinished(step) => match &step.error {
+                    Some(e) => eprintln!(
+                        "<- {} failed in {:.1} ms: {}",
+                        step.name, step.duration_ms, e.message
+                    ),
+                    None => eprintln!("<- {} ok in {:.1} ms", step.name, step.duration_ms),
+                },
+                _ => {}
+            }
+        }
+    });
+    let outcome = agent.run(&history, Some(&tx)).await;
+    drop(tx);
+    let _ = printer.await;
+    match outcome {
+        Ok(turn) => {
+            if stream {
+                println!();
+            } else {
+                println!("{}", turn.content);
+            }
+            if turn.finish_reason != launch::agent::FinishReason::Stop {
+                eprintln!("(turn ended: {:?})", turn.finish_reason);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

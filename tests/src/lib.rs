@@ -220,7 +220,10 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if let Some(addr) = line.split("addr=").nth(1) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
@@ -232,13 +235,20 @@ impl Server {
         let addr = rx
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("the server did not report its address within 30 s");
-        Self { child, _data: data, url: format!("http://{addr}") }
+        Self {
+            child,
+            _data: data,
+            url: format!("http://{addr}"),
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
         self.child.wait().unwrap()
     }
 }
