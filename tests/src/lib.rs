@@ -224,10 +224,10 @@ impl Server {
                 .lines()
                 .map_while(Result::ok)
             {
-                if let Some(addr) = line.split("addr=").nth(1) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
-                    }
+                if let Some(addr) = line.split("addr=").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
                 }
                 eprintln!("[server] {line}");
             }

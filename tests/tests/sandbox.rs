@@ -477,10 +477,13 @@ async fn test_server(seen: Seen) -> SocketAddr {
             "hello"
         }
     };
-    let app = Router::new().route("/hello", get(record)).route(
-        "/away",
-        get(|| async { Redirect::temporary("http://127.0.0.2:9/stolen") }),
-    );
+    let app = Router::new()
+        .route("/hello", get(record))
+        .route(
+            "/away",
+            get(|| async { Redirect::temporary("http://127.0.0.2:9/stolen") }),
+        )
+        .route("/big", get(|| async { "x".repeat(3 << 20) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -646,4 +649,34 @@ async fn http_to_a_name_resolving_to_loopback_is_refused_unless_named() {
     )
     .await;
     assert!(err.contains("DestinationIpProhibited"), "{err}");
+}
+
+#[tokio::test]
+async fn http_response_body_obeyed_and_violated() {
+    let addr = test_server(Seen::default()).await;
+    let grant = format!("[grants]\nhttp = [\"http://127.0.0.1:{}\"]\n", addr.port());
+    let url = format!("http://{addr}/big");
+    let (_d, r) = one(
+        "http-probe",
+        &format!("[limits]\nmax_output_bytes = 16777216\n{grant}"),
+    );
+    let reply = ok(&r, "http_probe_get", json!({"url": url})).await;
+    assert_eq!(reply["status"], 200);
+    assert_eq!(reply["body"].as_str().unwrap().len(), 3 << 20);
+    let (_d, r) = one(
+        "http-probe",
+        &format!(
+            "[limits]\nmax_output_bytes = 16777216\nmax_http_response_bytes = 1048576\n{grant}"
+        ),
+    );
+    let err = failed(&r, "http_probe_get", json!({"url": url})).await;
+    assert!(
+        err.contains("exceeds limit: 1048576 bytes"),
+        "{}",
+        &err[..err.len().min(300)]
+    );
+    assert!(
+        !err.contains("xxxxxxxxxx"),
+        "the capped body must not come back"
+    );
 }

@@ -159,6 +159,11 @@ impl Plugin {
 
     fn new_store(&self, stdout: &Capture, stderr: &Capture) -> Result<Store<HostState>, ToolError> {
         let mut wasi = WasiCtxBuilder::new();
+        // Spelled out rather than left to upstream defaults: no raw sockets,
+        // no name lookups (outbound HTTP goes through the wasi:http gate).
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
         wasi.envs(&self.env);
         wasi.args(&[&*self.name]);
