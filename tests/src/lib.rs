@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use launch::plugins::{LoadOptions, Registry};
 
+pub mod mock_llm;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -122,6 +122,29 @@ pub struct TurnOutcome {
     pub iterations: u32,
 }
 
+/// What a turn has accumulated so far.
+struct Progress {
+    messages: Vec<Message>,
+    /// Where the turn's own messages begin in `messages`.
+    start: usize,
+    steps: Vec<Step>,
+    usage: Usage,
+    iterations: u32,
+}
+
+impl Progress {
+    fn end(mut self, content: String, finish_reason: FinishReason) -> TurnOutcome {
+        TurnOutcome {
+            content,
+            finish_reason,
+            steps: self.steps,
+            usage: self.usage,
+            messages: self.messages.split_off(self.start),
+            iterations: self.iterations,
+        }
+    }
+}
+
 /// A turn that could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum TurnError {
@@ -209,34 +232,23 @@ impl Agent {
             messages.push(Message::system(self.config.system_prompt.clone()));
         }
         messages.extend_from_slice(history);
-        let start = messages.len();
-        let mut steps = Vec::new();
-        let mut usage = Usage::default();
-        let mut iterations = 0;
-        let finish = |messages: Vec<Message>, content: String, reason, steps, usage, iterations| {
-            TurnOutcome {
-                content,
-                finish_reason: reason,
-                steps,
-                usage,
-                messages: messages[start..].to_vec(),
-                iterations,
-            }
+        let mut turn = Progress {
+            start: messages.len(),
+            messages,
+            steps: Vec::new(),
+            usage: Usage::default(),
+            iterations: 0,
         };
 
-        while iterations < self.config.max_iterations {
-            let Some(completion) = self.ask(&messages, &self.tools, deadline, events).await? else {
-                return Ok(finish(
-                    messages,
-                    String::new(),
-                    FinishReason::Timeout,
-                    steps,
-                    usage,
-                    iterations,
-                ));
+        while turn.iterations < self.config.max_iterations {
+            let Some(completion) = self
+                .ask(&turn.messages, &self.tools, deadline, events)
+                .await?
+            else {
+                return Ok(turn.end(String::new(), FinishReason::Timeout));
             };
-            iterations += 1;
-            usage += completion.usage.unwrap_or_default();
+            turn.iterations += 1;
+            turn.usage += completion.usage.unwrap_or_default();
             let message = completion.message;
             if message.tool_calls.is_empty() {
                 let content = message.content.clone().unwrap_or_default();
@@ -245,29 +257,28 @@ impl Agent {
                 } else {
                     FinishReason::Stop
                 };
-                messages.push(message);
-                return Ok(finish(messages, content, reason, steps, usage, iterations));
+                turn.messages.push(message);
+                return Ok(turn.end(content, reason));
             }
             let calls = message.tool_calls.clone();
-            messages.push(message);
+            turn.messages.push(message);
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let run_all =
-                futures::stream::iter(calls.iter().map(|call| self.run_tool(call, events)))
-                    .buffered(self.config.max_parallel_tools)
-                    .collect::<Vec<_>>();
+            // Futures collected first: a lazily mapped iterator inside the
+            // stream would make the turn's future not `Send` for every lifetime.
+            let pending: Vec<_> = calls
+                .iter()
+                .map(|call| self.run_tool(call, events))
+                .collect();
+            let run_all = futures::stream::iter(pending)
+                .buffered(self.config.max_parallel_tools)
+                .collect::<Vec<_>>();
             let Ok(results) = tokio::time::timeout(remaining, run_all).await else {
-                return Ok(finish(
-                    messages,
-                    String::new(),
-                    FinishReason::Timeout,
-                    steps,
-                    usage,
-                    iterations,
-                ));
+                return Ok(turn.end(String::new(), FinishReason::Timeout));
             };
             for (call, step) in calls.iter().zip(results) {
-                messages.push(Message::tool(call.id.clone(), tool_message(&step)));
-                steps.push(step);
+                turn.messages
+                    .push(Message::tool(call.id.clone(), tool_message(&step)));
+                turn.steps.push(step);
             }
         }
 
@@ -275,24 +286,17 @@ impl Agent {
         // summarises what it found instead of the turn ending empty-handed.
         let mut content = String::new();
         if self.config.summarize_on_limit {
-            messages.push(Message::system(format!(
+            turn.messages.push(Message::system(format!(
                 "You have used all {} tool-calling rounds of this turn. Do not call tools; answer now with what you know.",
                 self.config.max_iterations
             )));
-            if let Some(completion) = self.ask(&messages, &[], deadline, events).await? {
-                usage += completion.usage.unwrap_or_default();
+            if let Some(completion) = self.ask(&turn.messages, &[], deadline, events).await? {
+                turn.usage += completion.usage.unwrap_or_default();
                 content = completion.message.content.clone().unwrap_or_default();
-                messages.push(Message::assistant(content.clone()));
+                turn.messages.push(Message::assistant(content.clone()));
             }
         }
-        Ok(finish(
-            messages,
-            content,
-            FinishReason::MaxIterations,
-            steps,
-            usage,
-            iterations,
-        ))
+        Ok(turn.end(content, FinishReason::MaxIterations))
     }
 
     /// One model call within the turn's budget; `None` when the budget ran out.
