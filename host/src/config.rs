@@ -36,6 +36,18 @@ pub struct FileConfig {
     /// `[agent]`
     #[serde(default)]
     pub agent: FileAgent,
+    /// `[telemetry]`
+    #[serde(default)]
+    pub telemetry: FileTelemetry,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTelemetry {
+    /// OTLP/HTTP traces endpoint, e.g. `http://localhost:4318/v1/traces`
+    /// (`LAUNCH_OTLP_ENDPOINT`). Unset: no export.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// `[llm]`: named providers and which one is the default.

@@ -9,3 +9,4 @@ pub mod config;
 pub mod llm;
 pub mod plugins;
 pub mod server;
+pub mod telemetry;

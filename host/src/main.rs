@@ -127,18 +127,6 @@ enum PluginCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Serve(_)) {
-        "info"
-    } else {
-        "warn"
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LAUNCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -160,6 +148,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(path) => FileConfig::load(path, true)?,
         None => FileConfig::load(std::path::Path::new("launch.toml"), false)?,
     };
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    let otlp = launch::config::process_env("LAUNCH_OTLP_ENDPOINT")
+        .or(file.telemetry.otlp_endpoint.clone());
+    // Held to the end of `run`, so buffered spans are flushed on exit.
+    let _telemetry = launch::telemetry::Telemetry::init(default_level, otlp.as_deref())?;
     match cli.command {
         Command::Serve(args) => {
             let listen: SocketAddr = match (args.listen, &file.listen) {

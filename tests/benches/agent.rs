@@ -74,16 +74,21 @@ async fn turn_overhead() {
         "What is 2 * 7, and what time is it in Paris?",
     )];
 
-    // The mock's share: the same two requests sent by a bare HTTP client.
+    // The mock's share: the exact two requests the agent sends (captured from
+    // one turn), replayed by a bare HTTP client. The mock parses and answers
+    // them just as it does for the agent, so their round trip is the mock's
+    // time plus loopback HTTP.
+    agent.run(&history, None).await.unwrap();
+    let bodies: Vec<Value> = mock.chat_requests().into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies.len(), 2);
+    mock.set_recording(false);
     let http = reqwest::Client::new();
-    let first = json!({"model": "mock-model", "messages": [{"role": "user", "content": "x"}]});
-    let second = json!({"model": "mock-model", "messages": [{"role": "tool", "tool_call_id": "a", "content": "x"}]});
     let url = format!("{}/chat/completions", mock.base_url());
     let mut bare = Vec::with_capacity(TURNS);
     let mut turns = Vec::with_capacity(TURNS);
     for i in 0..TURNS + 200 {
         let start = Instant::now();
-        for body in [&first, &second] {
+        for body in &bodies {
             let r = http.post(&url).json(body).send().await.unwrap();
             std::hint::black_box(r.bytes().await.unwrap());
         }

@@ -36,6 +36,9 @@ fn main() {
     if wanted("tool_call") {
         tool_call(&rt);
     }
+    if wanted("other_tools") {
+        other_tools(&rt);
+    }
     if wanted("startup") {
         startup(&rt);
     }
@@ -156,4 +159,34 @@ fn minor_faults() -> u64 {
         .and_then(|s| s.rsplit(')').next().map(str::to_owned))
         .and_then(|rest| rest.split_whitespace().nth(7).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
+}
+
+/// p50 of other first-party tools, for comparison with `calculator`.
+fn other_tools(rt: &tokio::runtime::Runtime) {
+    let dir = PluginDir::new().plugin("clock").plugin("text");
+    let registry = dir.load();
+    println!("## Other tools: p50 of 2,000 sequential calls");
+    println!("| tool | arguments | p50 | p99 |");
+    println!("|---|---|---|---|");
+    for (tool, args) in [
+        ("clock_now", json!({})),
+        ("clock_now", json!({"time-zone": "Europe/Paris"})),
+        ("text_slugify", json!({"text": "Hello, World!"})),
+    ] {
+        let tool_ref = registry.get(tool).unwrap().clone();
+        let mut samples: Vec<Duration> = rt.block_on(async {
+            let mut v = Vec::new();
+            for i in 0..2_200 {
+                let start = Instant::now();
+                tool_ref.call(&args).await.unwrap();
+                if i >= 200 {
+                    v.push(start.elapsed());
+                }
+            }
+            v
+        });
+        let s = summarize(&mut samples);
+        println!("| {tool} | `{args}` | {} | {} |", us(s.p50), us(s.p99));
+    }
+    println!();
 }

@@ -521,3 +521,26 @@ async fn turn_budget_ends_the_turn_with_timeout() {
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn embeddings_endpoint_returns_one_vector_per_input_in_order() {
+    let mock = MockLlm::start().await;
+    let client = LlmClient::new(provider(&mock)).unwrap();
+    let inputs = vec![
+        "my dog is called Rex".to_owned(),
+        "what is my dog called".to_owned(),
+        "quarterly tax forms".to_owned(),
+    ];
+    let vectors = client.embed(&inputs).await.unwrap();
+    assert_eq!(vectors.len(), 3);
+    assert!(
+        vectors
+            .iter()
+            .all(|v| v.len() == launch_tests::mock_llm::EMBEDDING_DIM)
+    );
+    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    assert!(cos(&vectors[0], &vectors[1]) > cos(&vectors[0], &vectors[2]));
+    let request = mock.last_request().unwrap();
+    assert_eq!(request.path, "/v1/embeddings");
+    assert_eq!(request.body["input"], json!(inputs));
+}
