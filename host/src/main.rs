@@ -175,7 +175,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     tools = registry.tools().count(),
                     "plugins loaded"
                 );
-                launch::server::serve(listen, launch::server::AppState { registry }).await
+                let provider = launch::config::provider(&file.llm, &launch::config::process_env)?;
+                if provider.api_key.is_none() {
+                    tracing::warn!(provider = %provider.name, "no LLM API key: tools and the API work, chat requests will fail; {}", provider.api_key_hint);
+                }
+                let agent_config = launch::config::agent(&file.agent, &launch::config::process_env)?;
+                let agent = Arc::new(launch::agent::Agent::new(registry.clone(), launch::llm::LlmClient::new(provider)?, agent_config));
+                launch::server::serve(listen, launch::server::AppState { registry, agent }).await
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -206,18 +206,29 @@ impl Server {
     /// Starts `launch serve --listen 127.0.0.1:0` with the given plugins
     /// directory and extra environment, and waits until it listens.
     pub fn start(plugins: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with(plugins, env, false)
+    }
+
+    /// Like [`Server::start`]; `clear_keys` removes any LLM API key the test
+    /// process inherited, to test the unconfigured server.
+    pub fn start_with(plugins: &Path, env: &[(&str, &str)], clear_keys: bool) -> Self {
         use std::io::BufRead;
         let data = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new(launch_bin())
+        let mut command = std::process::Command::new(launch_bin());
+        command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("LAUNCH_PLUGINS_DIR", plugins)
             .env("LAUNCH_DATA_DIR", data.path())
             .env("LAUNCH_LOG", "info")
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::piped());
+        if clear_keys {
+            command
+                .env_remove("LAUNCH_LLM_API_KEY")
+                .env_remove("TOGETHER_API_KEY");
+        }
+        let mut child = command.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

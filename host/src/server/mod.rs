@@ -1,21 +1,34 @@
-//! The HTTP server. For now: health endpoints over the loaded plugin registry.
+//! The HTTP server: the OpenAI-compatible chat API, tools, health. Built as a
+//! router function so tests can drive it without a socket.
+
+mod chat;
+pub mod error;
+mod tools;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use crate::agent::Agent;
 use crate::plugins::Registry;
+use error::ApiError;
+
+/// Largest request body accepted (chat transcripts included).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Shared state of the running server.
 #[derive(Clone)]
 pub struct AppState {
     /// Loaded plugins and tools.
     pub registry: Arc<Registry>,
+    /// The agent that answers chat requests.
+    pub agent: Arc<Agent>,
 }
 
 /// The router, without a socket, so tests can drive it directly.
@@ -23,6 +36,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/v1/models", get(tools::models))
+        .route("/v1/tools", get(tools::list))
+        .route("/v1/tools/{name}/invoke", post(tools::invoke))
+        .route("/v1/chat/completions", post(chat::completions))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -39,6 +58,11 @@ async fn readyz(State(state): State<AppState>) -> Json<Value> {
             "failed": report.failed,
         },
         "tools": state.registry.tools().count(),
+        "llm": {
+            "provider": state.agent.llm().config().name,
+            "model": state.agent.llm().config().model,
+            "configured": state.agent.llm().config().api_key.is_some(),
+        },
     }))
 }
 

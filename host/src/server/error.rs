@@ -1,0 +1,152 @@
+//! The one place errors become HTTP responses: the OpenAI error body
+//! `{"error": {"message", "type", "param", "code"}}` with the right status, so
+//! handlers just use `?`.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::agent::TurnError;
+use crate::llm::LlmError;
+use crate::plugins::ToolError;
+
+/// An error answered to an API client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    code: Option<String>,
+    param: Option<String>,
+    message: String,
+}
+
+impl ApiError {
+    /// A 400 for a request that is well-formed JSON but not acceptable.
+    pub fn invalid(param: Option<&str>, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            kind: "invalid_request_error",
+            code: None,
+            param: param.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// A 404 naming what was not found.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            kind: "invalid_request_error",
+            code: Some("not_found".into()),
+            param: None,
+            message: message.into(),
+        }
+    }
+
+    fn with_code(mut self, code: &str) -> Self {
+        self.code = Some(code.to_owned());
+        self
+    }
+
+    /// The status, for logging and tests.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The body, for SSE streams that have already sent their headers.
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = self.status.as_u16(), "{}", self.message);
+        }
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let (status, code) = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_type"),
+            JsonRejection::BytesRejection(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            _ => (StatusCode::BAD_REQUEST, "invalid_body"),
+        };
+        // `body_text` carries serde's precise reason (line, column, field).
+        let message = match code {
+            "body_too_large" => {
+                "the request body is larger than this server accepts; send less".to_owned()
+            }
+            "unsupported_media_type" => {
+                "send the body as JSON with `Content-Type: application/json`".to_owned()
+            }
+            _ => format!("invalid JSON body: {}", rejection.body_text()),
+        };
+        Self {
+            status,
+            kind: "invalid_request_error",
+            code: Some(code.into()),
+            param: None,
+            message,
+        }
+    }
+}
+
+impl From<ToolError> for ApiError {
+    fn from(e: ToolError) -> Self {
+        let status = match &e {
+            ToolError::UnknownTool { .. } => StatusCode::NOT_FOUND,
+            ToolError::InvalidArguments(_) => StatusCode::BAD_REQUEST,
+            ToolError::Failed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ToolError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ToolError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ToolError::Trap { .. }
+            | ToolError::OutOfMemory { .. }
+            | ToolError::OutOfFuel { .. }
+            | ToolError::StackOverflow { .. }
+            | ToolError::OutputTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        let kind = if status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND {
+            "invalid_request_error"
+        } else {
+            "tool_error"
+        };
+        Self {
+            status,
+            kind,
+            code: Some(e.code().into()),
+            param: None,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<TurnError> for ApiError {
+    fn from(e: TurnError) -> Self {
+        let TurnError::Llm(llm) = e;
+        let (status, code) = match &llm {
+            LlmError::NoApiKey { .. } => (StatusCode::SERVICE_UNAVAILABLE, "llm_not_configured"),
+            LlmError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "llm_timeout"),
+            LlmError::Status { .. } | LlmError::Connect { .. } | LlmError::Invalid { .. } => {
+                (StatusCode::BAD_GATEWAY, "llm_error")
+            }
+        };
+        Self {
+            status,
+            kind: "api_error",
+            code: None,
+            param: None,
+            message: llm.to_string(),
+        }
+        .with_code(code)
+    }
+}
