@@ -317,7 +317,7 @@ async fn config_denied_by_default() {
 }
 
 #[tokio::test]
-async fn config_and_secrets_granted() {
+async fn config_granted_and_secrets_never_reach_the_guest() {
     let (_d, r) = one(
         "host-api",
         "[grants]\nconfig = { units = \"metric\" }\nsecrets = { token = \"PATH\" }\n",
@@ -326,9 +326,14 @@ async fn config_and_secrets_granted() {
         ok(&r, "host_api_config_get", json!({"key": "units"})).await,
         json!("metric")
     );
+    // Secrets are for host-side header injection only.
     assert_eq!(
         ok(&r, "host_api_config_get", json!({"key": "token"})).await,
-        json!(std::env::var("PATH").unwrap())
+        Value::Null
+    );
+    assert_eq!(
+        ok(&r, "host_api_config_all", json!({})).await,
+        json!([["units", "metric"]])
     );
     assert_eq!(
         ok(&r, "host_api_log_hello", json!({"message": "hi"})).await,
@@ -679,4 +684,49 @@ async fn http_response_body_obeyed_and_violated() {
         !err.contains("xxxxxxxxxx"),
         "the capped body must not come back"
     );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_plugin_yields_so_one_thread_still_serves_others() {
+    let (_d, r) = one("spin", "[limits]\ntimeout_ms = 1000\n");
+    let r = Arc::new(r);
+    let spinning = {
+        let r = r.clone();
+        tokio::spawn(async move { r.call("spin_forever", &json!({})).await })
+    };
+    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let start = Instant::now();
+    assert_eq!(ok(&r, "spin_count", json!({"n": 3})).await, json!(3));
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "blocked for {:?}",
+        start.elapsed()
+    );
+    assert_eq!(spinning.await.unwrap().unwrap_err().code(), "timeout");
+}
+
+#[tokio::test]
+async fn fs_grants_may_not_overlap_each_other_or_the_servers_own_folders() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("inner")).unwrap();
+    let nested = format!(
+        "[grants]\ndirs = [{{ host = \"{0}\", guest = \"/a\", mode = \"read-write\" }}, {{ host = \"{0}/inner\", guest = \"/b\", mode = \"read-only\" }}]\n",
+        work.path().display()
+    );
+    let dir = PluginDir::new()
+        .fixture("fs-probe")
+        .manifest("fs-probe", &nested);
+    let err = dir.load().report().failed[0].error.clone();
+    assert!(err.contains("overlap"), "{err}");
+
+    // Granting the plugins folder itself would let a plugin rewrite manifests.
+    let dir = PluginDir::new().fixture("fs-probe");
+    let own = format!(
+        "[grants]\ndirs = [{{ host = \"{}\", guest = \"/p\", mode = \"read-write\" }}]\n",
+        dir.path().display()
+    );
+    let dir = dir.manifest("fs-probe", &own);
+    let err = dir.load().report().failed[0].error.clone();
+    assert!(err.contains("holds the server's plugins or data"), "{err}");
 }

@@ -14,6 +14,11 @@ use super::types::{
     ToolSpec, Usage,
 };
 
+/// Largest response (or streamed answer) accepted from a provider.
+const MAX_RESPONSE_BYTES: usize = 16 << 20;
+/// Most tool calls one model reply may carry.
+const MAX_TOOL_CALLS: usize = 128;
+
 /// One configured provider.
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
@@ -33,7 +38,7 @@ pub struct ProviderConfig {
     pub temperature: Option<f32>,
     /// Completion length cap.
     pub max_tokens: Option<u32>,
-    /// Deadline for a whole non-streamed request, or for the response headers of a streamed one.
+    /// Deadline for the response headers, and again for a non-streamed body.
     pub request_timeout: Duration,
     /// Longest silence allowed between streamed chunks.
     pub stream_idle_timeout: Duration,
@@ -331,6 +336,11 @@ impl LlmClient {
             }
             Ok(Ok(b)) => b,
         };
+        if bytes.len() > MAX_RESPONSE_BYTES {
+            return Attempt::Fail(self.invalid(format!(
+                "the response is larger than {MAX_RESPONSE_BYTES} bytes"
+            )));
+        }
         let parsed: ChatResponse = match serde_json::from_slice(&bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -369,7 +379,13 @@ impl LlmClient {
         let mut calls: Vec<(String, String, String)> = Vec::new();
         let mut finish_reason = None;
         let mut usage = None;
+        let mut received = 0usize;
         loop {
+            if received > MAX_RESPONSE_BYTES {
+                return Attempt::Fail(self.invalid(format!(
+                    "the streamed answer is larger than {MAX_RESPONSE_BYTES} bytes"
+                )));
+            }
             let event = match tokio::time::timeout(self.config.stream_idle_timeout, events.next())
                 .await
             {
@@ -405,6 +421,12 @@ impl LlmClient {
                     );
                 }
             };
+            if let Some(error) = chunk.error {
+                return Attempt::Retry(
+                    self.invalid(format!("the stream carried an error: {}", error.message)),
+                    None,
+                );
+            }
             if chunk.usage.is_some() {
                 usage = chunk.usage;
             }
@@ -412,12 +434,29 @@ impl LlmClient {
                 if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
                     on_text(&text);
                     content.push_str(&text);
+                    received += text.len();
                 }
                 for fragment in choice.delta.tool_calls {
-                    if calls.len() <= fragment.index {
-                        calls.resize(fragment.index + 1, Default::default());
+                    // Providers that send whole calls without `index` (or
+                    // reuse 0) mark a new call with a new id.
+                    let slot = match (fragment.index, &fragment.id) {
+                        (Some(i), _) => i,
+                        (None, Some(id))
+                            if calls.last().is_some_and(|c| !c.0.is_empty() && c.0 != *id) =>
+                        {
+                            calls.len()
+                        }
+                        (None, _) => calls.len().saturating_sub(1),
+                    };
+                    if slot >= MAX_TOOL_CALLS {
+                        return Attempt::Fail(self.invalid(format!(
+                            "a tool call index of {slot} is beyond the {MAX_TOOL_CALLS} supported"
+                        )));
                     }
-                    let call = &mut calls[fragment.index];
+                    if calls.len() <= slot {
+                        calls.resize(slot + 1, Default::default());
+                    }
+                    let call = &mut calls[slot];
                     if let Some(id) = fragment.id {
                         call.0 = id;
                     }
@@ -425,6 +464,7 @@ impl LlmClient {
                         call.1.push_str(f.name.as_deref().unwrap_or_default());
                         call.2.push_str(f.arguments.as_deref().unwrap_or_default());
                     }
+                    received += call.2.len();
                 }
                 if choice.finish_reason.is_some() {
                     finish_reason = choice.finish_reason;
@@ -471,12 +511,21 @@ impl LlmClient {
         loop {
             let outcome = match self.send(&key, "embeddings", &body).await {
                 Err(a) => a,
-                Ok(response) => match response.json::<Value>().await {
-                    Ok(v) => Attempt::Done(v),
-                    Err(e) => {
-                        Attempt::Retry(self.invalid(format!("not JSON: {}", root_cause(&e))), None)
+                Ok(response) => {
+                    match tokio::time::timeout(
+                        self.config.request_timeout,
+                        response.json::<Value>(),
+                    )
+                    .await
+                    {
+                        Err(_) => Attempt::Retry(self.timeout(self.config.request_timeout), None),
+                        Ok(Ok(v)) => Attempt::Done(v),
+                        Ok(Err(e)) => Attempt::Retry(
+                            self.invalid(format!("not JSON: {}", root_cause(&e))),
+                            None,
+                        ),
                     }
-                },
+                }
             };
             let value = match outcome {
                 Attempt::Done(v) => v,
@@ -527,8 +576,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .get(name)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().trim_end_matches('s').parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
     };
     seconds("retry-after")
         .or_else(|| {

@@ -204,6 +204,9 @@ pub struct ChatChunk {
     /// Usage, usually only in the last chunk.
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// An error reported inside the stream.
+    #[serde(default)]
+    pub error: Option<ErrorDetail>,
 }
 
 /// The delta of one alternative.
@@ -231,9 +234,9 @@ pub struct Delta {
 /// A fragment of one tool call, identified by its index.
 #[derive(Debug, Default, Deserialize)]
 pub struct ToolCallDelta {
-    /// Which call this fragment extends.
+    /// Which call this fragment extends (some providers leave it out).
     #[serde(default)]
-    pub index: usize,
+    pub index: Option<usize>,
     /// The call id (first fragment).
     #[serde(default)]
     pub id: Option<String>,

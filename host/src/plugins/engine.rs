@@ -126,6 +126,13 @@ impl CompileCache {
                 dir.display()
             )
         })?;
+        // Artifacts are native code: only this user may write them.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict the permissions of {}", dir.display()))?;
+        }
         Ok(Self {
             dir: dir.to_owned(),
         })

@@ -19,12 +19,15 @@ use bindings::launch::plugin::{config, log};
 const MAX_RECORDS_PER_CALL: u32 = 1000;
 /// Longest message or field value kept in a log record.
 const MAX_LOG_TEXT: usize = 4096;
+/// Most bytes of log records one call may write.
+const MAX_LOG_BYTES_PER_CALL: usize = 256 * 1024;
 
 /// Per-call state behind the `launch:plugin` interfaces.
 pub struct PluginApi {
     plugin: Arc<str>,
     config: Arc<BTreeMap<String, String>>,
     records: u32,
+    bytes: usize,
 }
 
 impl PluginApi {
@@ -34,12 +37,22 @@ impl PluginApi {
             plugin,
             config,
             records: 0,
+            bytes: 0,
         }
     }
 
-    /// Log records dropped by the per-call cap.
+    /// Log records dropped by the per-call caps.
     pub fn dropped_records(&self) -> u32 {
         self.records.saturating_sub(MAX_RECORDS_PER_CALL)
+    }
+}
+
+impl Drop for PluginApi {
+    fn drop(&mut self) {
+        let dropped = self.dropped_records();
+        if dropped > 0 {
+            tracing::warn!(target: "launch::plugin", plugin = &*self.plugin, dropped, "log records dropped: the per-call log budget was used up");
+        }
     }
 }
 
@@ -57,7 +70,16 @@ fn clip(text: &str) -> &str {
 impl log::Host for PluginApi {
     fn log(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
         self.records = self.records.saturating_add(1);
-        if self.records > MAX_RECORDS_PER_CALL {
+        let size = message.len().min(MAX_LOG_TEXT)
+            + fields
+                .iter()
+                .take(32)
+                .map(|(k, v)| k.len().min(MAX_LOG_TEXT) + v.len().min(MAX_LOG_TEXT))
+                .sum::<usize>();
+        self.bytes = self.bytes.saturating_add(size);
+        if self.records > MAX_RECORDS_PER_CALL || self.bytes > MAX_LOG_BYTES_PER_CALL {
+            // Counted as dropped: keep `records` past the cap from here on.
+            self.records = self.records.max(MAX_RECORDS_PER_CALL + 1);
             return;
         }
         let fields: Vec<String> = fields

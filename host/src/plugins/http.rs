@@ -92,12 +92,21 @@ impl HttpPolicy {
 pub struct HttpGate {
     plugin: Arc<str>,
     policy: Arc<HttpPolicy>,
+    /// Denials logged so far in this call; only the first few are logged.
+    denials_logged: Arc<std::sync::atomic::AtomicU32>,
 }
+
+/// Denials logged per call; a plugin retrying in a loop cannot flood the log.
+const MAX_DENIAL_LOGS: u32 = 8;
 
 impl HttpGate {
     /// The gate for one call of `plugin`.
     pub fn new(plugin: Arc<str>, policy: Arc<HttpPolicy>) -> Self {
-        Self { plugin, policy }
+        Self {
+            plugin,
+            policy,
+            denials_logged: Arc::default(),
+        }
     }
 }
 
@@ -169,12 +178,16 @@ impl WasiHttpHooks for HttpGate {
     ) -> SendFuture {
         let plugin = self.plugin.clone();
         let policy = self.policy.clone();
+        let denials = self.denials_logged.clone();
         Box::new(async move {
             let uri = request.uri().clone();
             let request = match admit(&policy, request).await {
                 Ok(request) => request,
                 Err(refusal) => {
-                    tracing::warn!(target: "launch::plugin", plugin = %plugin, %uri, reason = %refusal, "outbound HTTP request denied");
+                    if denials.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < MAX_DENIAL_LOGS
+                    {
+                        tracing::warn!(target: "launch::plugin", plugin = %plugin, %uri, reason = %refusal, "outbound HTTP request denied");
+                    }
                     return Err(refusal.error());
                 }
             };
@@ -204,6 +217,10 @@ async fn admit(
     mut request: http::Request<WasiBody>,
 ) -> Result<http::Request<WasiBody>, Refusal> {
     let uri = request.uri().clone();
+    // User info in the authority (`a@host`) is a classic parser differential.
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(Refusal::NotAllowed);
+    }
     let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
     let host = uri.host().ok_or(Refusal::NotAllowed)?.to_owned();
     let port = uri
@@ -263,6 +280,11 @@ fn check_destination(
     addrs: &[SocketAddr],
 ) -> Result<SocketAddr, Option<IpAddr>> {
     let first = *addrs.first().ok_or(None)?;
+    if pattern.is_localhost()
+        && let Some(other) = addrs.iter().find(|a| !a.ip().is_loopback())
+    {
+        return Err(Some(other.ip()));
+    }
     if !pattern.names_private_host()
         && let Some(private) = addrs.iter().find(|a| !is_public(a.ip()))
     {
@@ -356,6 +378,8 @@ mod tests {
         assert!(check_destination(&literal, &addrs(&["127.0.0.1:8080"])).is_ok());
         let localhost = HostPattern::parse("http://localhost:8080").unwrap();
         assert!(check_destination(&localhost, &addrs(&["127.0.0.1:8080", "[::1]:8080"])).is_ok());
+        // `localhost` names loopback only, not whatever a resolver answers.
+        assert!(check_destination(&localhost, &addrs(&["10.0.0.5:8080"])).is_err());
     }
 
     #[test]

@@ -87,10 +87,11 @@ impl HostPattern {
         }
         let host = host.to_ascii_lowercase();
         let host = if let Some(suffix) = host.strip_prefix("*.") {
-            if !valid_dns_name(suffix)
-                || !suffix.contains('.') && suffix != "localhost" && suffix.len() < 2
-            {
-                return Err(fail("the wildcard suffix is not a valid domain name"));
+            // `*.com` would allow a whole top-level domain: require a dot.
+            if !valid_dns_name(suffix) || (!suffix.contains('.') && suffix != "localhost") {
+                return Err(fail(
+                    "the wildcard suffix must be a domain name with a dot, like *.example.com",
+                ));
             }
             HostMatch::Subdomains(suffix.to_owned())
         } else if host.contains('*') {
@@ -121,6 +122,12 @@ impl HostPattern {
                 .is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('.')),
         };
         scheme_ok && port_ok && host_ok
+    }
+
+    /// Whether this pattern is `localhost` or a subdomain of it, which may
+    /// only ever resolve to loopback addresses.
+    pub fn is_localhost(&self) -> bool {
+        matches!(&self.host, HostMatch::Exact(h) | HostMatch::Subdomains(h) if h == "localhost")
     }
 
     /// Whether this pattern names a host that is itself local or private
@@ -210,6 +217,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_documentation()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
                 || (a == 198 && (b == 18 || b == 19))
                 || a >= 240)
         }
@@ -217,12 +225,25 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
+            // IPv4-compatible (::a.b.c.d) and 6to4 (2002:AABB:CCDD::) embed an IPv4 address.
+            let seg = v6.segments();
+            if seg[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                let [a, b] = seg[6].to_be_bytes();
+                let [c, d] = seg[7].to_be_bytes();
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+            }
+            if seg[0] == 0x2002 {
+                let [a, b] = seg[1].to_be_bytes();
+                let [c, d] = seg[2].to_be_bytes();
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+            }
             let first = v6.segments()[0];
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local
                 || (first & 0xffc0) == 0xfe80 // link local
+                || (first & 0xffc0) == 0xfec0 // site local (deprecated)
                 || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
                 || first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64, may embed private v4
         }
@@ -277,6 +298,7 @@ mod tests {
             "https://example.com:99999",
             "https://",
             "https://*.",
+            "https://*.com",
         ] {
             let err = HostPattern::parse(bad).unwrap_err().to_string();
             assert!(err.contains("scheme://host[:port]"), "{bad}: {err}");

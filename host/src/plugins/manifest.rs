@@ -94,9 +94,11 @@ pub struct Grants {
     pub config: BTreeMap<String, String>,
     /// Directories mapped into the guest.
     pub dirs: Vec<DirGrant>,
-    /// Secrets: names the plugin reads through `launch:plugin/config`, each
-    /// mapped to the host environment variable holding the value. Only the
-    /// variable name is kept here; values are read at load and never logged.
+    /// Secrets for host-side HTTP header injection (`${NAME}` in a grant's
+    /// `headers`), each mapped to the host environment variable holding it.
+    /// The guest never sees them (a value the guest must read is an `env`
+    /// grant instead). Only the variable name is kept here; values are read at
+    /// load and never logged.
     pub secrets: BTreeMap<String, String>,
     /// Outbound HTTP allowlist.
     pub http: Vec<HttpGrant>,
@@ -342,6 +344,16 @@ fn validate_grants(raw: RawGrants, base: &Path) -> Result<Grants, ParseFailure> 
             return Err(invalid(format!(
                 "grants.dirs: guest path {:?} must be absolute (start with '/') and contain no '..'",
                 dir.guest
+            )));
+        }
+        if let Some(other) = dirs
+            .iter()
+            .find(|d: &&DirGrant| d.host.starts_with(&host) || host.starts_with(&d.host))
+        {
+            return Err(invalid(format!(
+                "grants.dirs: {} and {} overlap; grant directories that do not contain each other",
+                other.host.display(),
+                host.display()
             )));
         }
         if dirs.iter().any(|d: &DirGrant| d.guest == dir.guest) {

@@ -96,9 +96,16 @@ impl Registry {
             ..LoadReport::default()
         };
         let mut tools: BTreeMap<String, Arc<Tool>> = BTreeMap::new();
+        let protected = protected_dirs(options);
         for path in discover(&options.dir)? {
             let started = Instant::now();
-            match load_plugin(&path, &engines, &linkers, &cache) {
+            // A panic while decoding or compiling a hostile file must not stop
+            // the server from starting: it is one more reported failure.
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                load_plugin(&path, &engines, &linkers, &cache, &protected)
+            }))
+            .unwrap_or_else(|_| Err(anyhow!("loading it crashed the loader (a bug in a parser it uses); the file is probably malformed")));
+            match attempt {
                 Ok(loaded) => {
                     if let Some(clash) = loaded.tools.iter().find_map(|t| tools.get(&t.name)) {
                         report.failed.push(FailedPlugin {
@@ -179,6 +186,14 @@ fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     Ok(linker)
 }
 
+/// The plugins folder and the compile cache, canonical: no grant may touch them.
+fn protected_dirs(options: &LoadOptions) -> Vec<PathBuf> {
+    [&options.dir, &options.cache_dir]
+        .into_iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .collect()
+}
+
 /// `*.wasm` files directly in `dir`, sorted by name.
 fn discover(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).with_context(|| {
@@ -211,6 +226,7 @@ fn load_plugin(
     engines: &Engines,
     linkers: &[Linker<HostState>; 2],
     cache: &CompileCache,
+    protected: &[PathBuf],
 ) -> Result<Loaded> {
     let name = plugin_name(path)?;
     let manifest_path = path.with_extension("toml");
@@ -219,6 +235,18 @@ fn load_plugin(
     } else {
         (Manifest::default(), None)
     };
+    for dir in &manifest.grants.dirs {
+        if let Some(p) = protected
+            .iter()
+            .find(|p| p.starts_with(&dir.host) || dir.host.starts_with(p))
+        {
+            bail!(
+                "grants.dirs: {} overlaps {}, which holds the server's plugins or data; a plugin could rewrite grants or compiled code there; grant another directory",
+                dir.host.display(),
+                p.display()
+            );
+        }
+    }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if !bytes.starts_with(b"\0asm") {
         bail!(

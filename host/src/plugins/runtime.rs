@@ -13,7 +13,6 @@ use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::engine::EPOCH_TICK;
 use super::error::ToolError;
 use super::host_api::PluginApi;
 use super::http::{HttpGate, HttpPolicy};
@@ -62,8 +61,20 @@ impl HostState {
 /// cap was what stopped the guest so the trap can be reported precisely.
 struct MemoryLimiter {
     memory_bytes: usize,
+    /// Sum of all linear memories of the instance: the limit is per instance,
+    /// not per memory, so many small memories cannot add up past it.
+    memory_total: usize,
     memory_exceeded: bool,
 }
+
+/// Most host resources (streams, files, HTTP fields...) one call may hold.
+const MAX_RESOURCES: usize = 1024;
+/// Largest header map one HTTP fields resource may hold.
+const MAX_HTTP_FIELDS_BYTES: usize = 64 * 1024;
+/// Host bytes a lifted value may take per byte of allowed JSON output.
+const HOSTCALL_FUEL_PER_OUTPUT_BYTE: usize = 48;
+/// Fuel units between yields to the async runtime, for metered plugins.
+const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
 
 /// Most table elements and instances a single plugin instance may create.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
@@ -74,14 +85,18 @@ const MAX_MEMORIES: usize = 16;
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
+        let total = self
+            .memory_total
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.memory_bytes {
             self.memory_exceeded = true;
             return Ok(false);
         }
+        self.memory_total = total;
         Ok(true)
     }
 
@@ -143,9 +158,9 @@ impl Plugin {
             })?;
             secrets.insert(key.clone(), value);
         }
+        // Secrets only ever reach injected HTTP headers, never the guest.
         let http = Arc::new(HttpPolicy::new(&manifest, &secrets)?);
-        let mut config = manifest.grants.config.clone();
-        config.extend(secrets);
+        let config = manifest.grants.config.clone();
         Ok(Self {
             permits: Semaphore::new(manifest.limits.max_concurrency as usize),
             config: Arc::new(config),
@@ -181,26 +196,53 @@ impl Plugin {
         let limits = &self.manifest.limits;
         let state = HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(MAX_RESOURCES);
+                table
+            },
+            http: {
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(MAX_HTTP_FIELDS_BYTES);
+                http
+            },
             http_gate: HttpGate::new(self.name.clone(), self.http.clone()),
             api: PluginApi::new(self.name.clone(), self.config.clone()),
             limiter: MemoryLimiter {
                 memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                memory_total: 0,
                 memory_exceeded: false,
             },
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits
-            .timeout
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        // Bound what the guest can make the host allocate outside linear
+        // memory: lifted arguments of host calls and the lifted result
+        // (roughly 40 host bytes per list element), before the JSON output
+        // cap is checked.
+        let output = usize::try_from(limits.max_output_bytes).unwrap_or(usize::MAX);
+        store.set_hostcall_fuel(
+            output
+                .saturating_mul(HOSTCALL_FUEL_PER_OUTPUT_BYTE)
+                .max(4 << 20),
+        );
+        // Every tick the guest yields to the async runtime (so a spinning
+        // plugin never holds a worker thread) and is stopped once past its
+        // deadline.
+        let deadline = std::time::Instant::now() + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if std::time::Instant::now() >= deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+        });
         if let Some(fuel) = limits.fuel {
             store.set_fuel(fuel).map_err(|e| self.unavailable(e))?;
+            store
+                .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
+                .map_err(|e| self.unavailable(e))?;
         }
         Ok(store)
     }
@@ -296,6 +338,14 @@ impl Tool {
         let value = match (&self.returns, result) {
             (Returns::Fallible { .. }, Some(Val::Result(Err(e)))) => {
                 let details = e.as_deref().map_or(Value::Null, val_to_json);
+                let (size, limit) = (json_size(&details), plugin.manifest.limits.max_output_bytes);
+                if size > limit {
+                    return Err(ToolError::OutputTooLarge {
+                        plugin: plugin.name.to_string(),
+                        size,
+                        limit,
+                    });
+                }
                 let message = match &details {
                     Value::String(s) => s.clone(),
                     Value::Null => "the tool reported an error without details".to_owned(),
@@ -324,22 +374,37 @@ impl Tool {
     fn classify(&self, e: wasmtime::Error, store: &Store<HostState>, stderr: &str) -> ToolError {
         let plugin = self.plugin.name.to_string();
         let limits = &self.plugin.manifest.limits;
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => {
+                return ToolError::Timeout {
+                    plugin,
+                    limit: limits.timeout,
+                };
+            }
+            Some(Trap::OutOfFuel) => {
+                return ToolError::OutOfFuel {
+                    plugin,
+                    fuel: limits.fuel.unwrap_or_default(),
+                };
+            }
+            Some(Trap::StackOverflow) => return ToolError::StackOverflow { plugin },
+            _ => {}
+        }
+        // A failed memory.grow the guest did not survive.
         if store.data().limiter.memory_exceeded {
             return ToolError::OutOfMemory {
                 plugin,
                 limit: limits.memory_bytes,
             };
         }
+        if format!("{e:#}").contains("fuel allocated for hostcalls has been exhausted") {
+            return ToolError::OutputTooLarge {
+                plugin,
+                size: 0,
+                limit: limits.max_output_bytes,
+            };
+        }
         match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => ToolError::Timeout {
-                plugin,
-                limit: limits.timeout,
-            },
-            Some(Trap::OutOfFuel) => ToolError::OutOfFuel {
-                plugin,
-                fuel: limits.fuel.unwrap_or_default(),
-            },
-            Some(Trap::StackOverflow) => ToolError::StackOverflow { plugin },
             Some(trap) => ToolError::Trap {
                 plugin,
                 message: with_panic_message(&trap.to_string(), stderr),
