@@ -94,7 +94,12 @@ pub struct HttpGate {
     policy: Arc<HttpPolicy>,
     /// Denials logged so far in this call; only the first few are logged.
     denials_logged: Arc<std::sync::atomic::AtomicU32>,
+    /// Outbound connections open at once for this call.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+/// Outbound HTTP connections one call may hold open at once; more wait.
+const MAX_IN_FLIGHT: usize = 16;
 
 /// Denials logged per call; a plugin retrying in a loop cannot flood the log.
 const MAX_DENIAL_LOGS: u32 = 8;
@@ -106,6 +111,7 @@ impl HttpGate {
             plugin,
             policy,
             denials_logged: Arc::default(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         }
     }
 }
@@ -179,6 +185,7 @@ impl WasiHttpHooks for HttpGate {
         let plugin = self.plugin.clone();
         let policy = self.policy.clone();
         let denials = self.denials_logged.clone();
+        let in_flight = self.in_flight.clone();
         Box::new(async move {
             let uri = request.uri().clone();
             let request = match admit(&policy, request).await {
@@ -192,8 +199,17 @@ impl WasiHttpHooks for HttpGate {
                 }
             };
             let options = clamp(options, policy.deadline);
+            // The permit lives as long as the connection does (inside `io`).
+            let permit = in_flight
+                .acquire_owned()
+                .await
+                .map_err(|_| HttpError::ConnectionLimitReached)?;
             let (response, io) =
                 wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let io = async move {
+                let _permit = permit;
+                io.await
+            };
             let limit = policy.max_response_bytes;
             let response = response.map(|body| {
                 LimitedBody {
