@@ -21,8 +21,11 @@ impl Telemetry {
     pub fn init(default_level: &str, otlp_endpoint: Option<&str>) -> Result<Self> {
         let filter =
             EnvFilter::try_from_env("LAUNCH_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+        // Colours only for a terminal: log files and collectors get plain text.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let logs = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(ansi)
             .with_filter(filter);
         let Some(endpoint) = otlp_endpoint else {
             tracing_subscriber::registry()
