@@ -12,7 +12,7 @@ GUEST_OUT := wasm32-wasip2/release
 
 # First-party plugins (folders in plugins/) and guest test fixtures (tests/fixtures/).
 PLUGINS := calculator clock text files http-fetch
-FIXTURES := kitchen-sink undocumented trap bad-import collide spin memory-bomb huge-output fs-probe env-probe http-probe slow host-api
+FIXTURES := kitchen-sink undocumented trap bad-import collide spin memory-bomb huge-output fs-probe env-probe http-probe slow host-api net-probe
 
 .PHONY: all setup build plugins fixtures run test bench lint fmt clean
 

@@ -730,3 +730,29 @@ async fn fs_grants_may_not_overlap_each_other_or_the_servers_own_folders() {
     let err = dir.load().report().failed[0].error.clone();
     assert!(err.contains("holds the server's plugins or data"), "{err}");
 }
+
+#[tokio::test]
+async fn sockets_denied_even_with_http_grants() {
+    // Raw TCP and name lookups are never granted; wasi:http is the only way out.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    for manifest in [
+        String::new(),
+        format!("[grants]\nhttp = [\"http://127.0.0.1:{}\"]\n", addr.port()),
+    ] {
+        let (_d, r) = one("net-probe", &manifest);
+        let err = failed(
+            &r,
+            "net_probe_tcp_connect",
+            json!({"address": addr.to_string()}),
+        )
+        .await;
+        assert!(!err.contains("connected"), "{err}");
+        failed(&r, "net_probe_resolve", json!({"host": "localhost"})).await;
+    }
+    assert!(
+        listener.accept().is_err(),
+        "a raw connection reached the host"
+    );
+}
