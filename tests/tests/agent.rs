@@ -520,6 +520,18 @@ async fn turn_budget_ends_the_turn_with_timeout() {
         "{:?}",
         start.elapsed()
     );
+    // The unfinished call is still accounted for, and answered in the transcript.
+    assert_eq!(out.steps.len(), 1);
+    assert_eq!(out.steps[0].error.as_ref().unwrap().code, "timeout");
+    assert_eq!(
+        out.messages.len(),
+        2,
+        "assistant tool call + its tool message"
+    );
+    assert_eq!(
+        out.messages[1].tool_call_id,
+        out.messages[0].tool_calls.first().map(|c| c.id.clone())
+    );
 }
 
 #[tokio::test]

@@ -262,23 +262,33 @@ impl Agent {
             }
             let calls = message.tool_calls.clone();
             turn.messages.push(message);
-            let remaining = deadline.saturating_duration_since(Instant::now());
             // Futures collected first: a lazily mapped iterator inside the
             // stream would make the turn's future not `Send` for every lifetime.
             let pending: Vec<_> = calls
                 .iter()
                 .map(|call| self.run_tool(call, events))
                 .collect();
-            let run_all = futures::stream::iter(pending)
-                .buffered(self.config.max_parallel_tools)
-                .collect::<Vec<_>>();
-            let Ok(results) = tokio::time::timeout(remaining, run_all).await else {
-                return Ok(turn.end(String::new(), FinishReason::Timeout));
-            };
-            for (call, step) in calls.iter().zip(results) {
+            // Results arrive in call order; when the turn's budget runs out,
+            // the finished prefix is kept and the rest become timeout steps,
+            // so every call still gets exactly one tool message.
+            let mut results =
+                futures::stream::iter(pending).buffered(self.config.max_parallel_tools);
+            let mut timed_out = false;
+            for call in &calls {
+                let step = match tokio::time::timeout_at(deadline.into(), results.next()).await {
+                    Ok(Some(step)) => step,
+                    Ok(None) => break,
+                    Err(_) => {
+                        timed_out = true;
+                        unfinished(call)
+                    }
+                };
                 turn.messages
                     .push(Message::tool(call.id.clone(), tool_message(&step)));
                 turn.steps.push(step);
+            }
+            if timed_out {
+                return Ok(turn.end(String::new(), FinishReason::Timeout));
             }
         }
 
@@ -380,6 +390,23 @@ impl Agent {
             let _ = tx.send(Event::ToolFinished(step.clone()));
         }
         step
+    }
+}
+
+/// The step of a call that was still running when the turn's budget ran out.
+fn unfinished(call: &ToolCall) -> Step {
+    let arguments = serde_json::from_str(&call.function.arguments)
+        .unwrap_or_else(|_| Value::String(call.function.arguments.clone()));
+    Step {
+        id: call.id.clone(),
+        name: call.function.name.clone(),
+        arguments,
+        result: None,
+        error: Some(StepError {
+            code: "timeout".into(),
+            message: "the turn's time budget ran out before this call finished".into(),
+        }),
+        duration_ms: 0.0,
     }
 }
 
