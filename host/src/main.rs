@@ -175,12 +175,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     tools = registry.tools().count(),
                     "plugins loaded"
                 );
-                let provider = launch::config::provider(&file.llm, &launch::config::process_env)?;
-                if provider.api_key.is_none() {
-                    tracing::warn!(provider = %provider.name, "no LLM API key: tools and the API work, chat requests will fail; {}", provider.api_key_hint);
+                let agent = Arc::new(build_agent(&file, registry.clone())?);
+                let llm = agent.llm().config();
+                if llm.api_key.is_none() {
+                    tracing::warn!(provider = %llm.name, "no LLM API key: tools and the API work, chat requests will fail; {}", llm.api_key_hint);
                 }
-                let agent_config = launch::config::agent(&file.agent, &launch::config::process_env)?;
-                let agent = Arc::new(launch::agent::Agent::new(registry.clone(), launch::llm::LlmClient::new(provider)?, agent_config));
                 launch::server::serve(listen, launch::server::AppState { registry, agent }).await
             })?;
             Ok(ExitCode::SUCCESS)
@@ -235,6 +234,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The agent as configured by the file and the environment.
+fn build_agent(file: &FileConfig, registry: Arc<Registry>) -> Result<launch::agent::Agent> {
+    let provider = launch::config::provider(&file.llm, &launch::config::process_env)?;
+    let agent_config = launch::config::agent(&file.agent, &launch::config::process_env)?;
+    Ok(launch::agent::Agent::new(
+        registry,
+        launch::llm::LlmClient::new(provider)?,
+        agent_config,
+    ))
+}
+
 async fn chat(
     file: &FileConfig,
     locations: &Locations,
@@ -242,14 +252,7 @@ async fn chat(
     message: String,
 ) -> Result<ExitCode> {
     use std::io::Write;
-    let registry = Arc::new(locations.load(file)?);
-    let provider = launch::config::provider(&file.llm, &launch::config::process_env)?;
-    let agent_config = launch::config::agent(&file.agent, &launch::config::process_env)?;
-    let agent = launch::agent::Agent::new(
-        registry,
-        launch::llm::LlmClient::new(provider)?,
-        agent_config,
-    );
+    let agent = build_agent(file, Arc::new(locations.load(file)?))?;
     let history = [launch::llm::Message::user(message)];
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(async move {

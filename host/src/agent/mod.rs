@@ -339,15 +339,7 @@ impl Agent {
 
     async fn run_tool(&self, call: &ToolCall, events: Option<&UnboundedSender<Event>>) -> Step {
         let name = call.function.name.clone();
-        let parsed: Result<Value, _> = if call.function.arguments.trim().is_empty() {
-            Ok(json!({}))
-        } else {
-            serde_json::from_str(&call.function.arguments)
-        };
-        let arguments = parsed
-            .as_ref()
-            .cloned()
-            .unwrap_or_else(|_| Value::String(call.function.arguments.clone()));
+        let (parsed, arguments) = arguments_of(call);
         if let Some(tx) = events {
             let _ = tx.send(Event::ToolStarted {
                 id: call.id.clone(),
@@ -393,10 +385,24 @@ impl Agent {
     }
 }
 
+/// A call's arguments parsed (empty text means `{}`), and the value shown in
+/// steps and events: the parsed JSON, or the raw text when it is not JSON.
+fn arguments_of(call: &ToolCall) -> (Result<Value, serde_json::Error>, Value) {
+    let text = &call.function.arguments;
+    let parsed = if text.trim().is_empty() {
+        Ok(json!({}))
+    } else {
+        serde_json::from_str(text)
+    };
+    let shown = parsed
+        .as_ref()
+        .map_or_else(|_| Value::String(text.clone()), Value::clone);
+    (parsed, shown)
+}
+
 /// The step of a call that was still running when the turn's budget ran out.
 fn unfinished(call: &ToolCall) -> Step {
-    let arguments = serde_json::from_str(&call.function.arguments)
-        .unwrap_or_else(|_| Value::String(call.function.arguments.clone()));
+    let (_, arguments) = arguments_of(call);
     Step {
         id: call.id.clone(),
         name: call.function.name.clone(),

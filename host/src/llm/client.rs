@@ -212,17 +212,31 @@ impl LlmClient {
             match outcome {
                 Attempt::Done(c) => return Ok(c),
                 Attempt::Fail(e) => return Err(e),
-                Attempt::Retry(e, _) if emitted || attempt >= self.config.max_retries => {
-                    return Err(e);
-                }
                 Attempt::Retry(e, wait) => {
-                    let delay = self.backoff(attempt, wait);
-                    tracing::warn!(provider = %self.config.name, attempt = attempt + 1, delay_ms = delay.as_millis() as u64, error = %e, "retrying LLM request");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
+                    if emitted || !self.pause_before_retry(&mut attempt, &e, wait).await {
+                        return Err(e);
+                    }
                 }
             }
         }
+    }
+
+    /// After a retryable failure: when retries are left, sleeps the backoff,
+    /// counts the retry and returns true; otherwise returns false.
+    async fn pause_before_retry(
+        &self,
+        retries: &mut u32,
+        error: &LlmError,
+        requested: Option<Duration>,
+    ) -> bool {
+        if *retries >= self.config.max_retries {
+            return false;
+        }
+        let delay = self.backoff(*retries, requested);
+        tracing::warn!(provider = %self.config.name, attempt = *retries + 1, delay_ms = delay.as_millis() as u64, error = %error, "retrying LLM request");
+        tokio::time::sleep(delay).await;
+        *retries += 1;
+        true
     }
 
     /// Exponential backoff with full jitter, or the provider's requested wait;
@@ -530,11 +544,11 @@ impl LlmClient {
             let value = match outcome {
                 Attempt::Done(v) => v,
                 Attempt::Fail(e) => return Err(e),
-                Attempt::Retry(e, _) if attempt >= self.config.max_retries => return Err(e),
-                Attempt::Retry(_, wait) => {
-                    tokio::time::sleep(self.backoff(attempt, wait)).await;
-                    attempt += 1;
-                    continue;
+                Attempt::Retry(e, wait) => {
+                    if self.pause_before_retry(&mut attempt, &e, wait).await {
+                        continue;
+                    }
+                    return Err(e);
                 }
             };
             let mut rows: Vec<(usize, Vec<f32>)> = value["data"]

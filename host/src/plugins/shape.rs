@@ -479,7 +479,7 @@ fn int_json(v: i128) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn quoted_names(cases: &[Case]) -> String {
+pub(super) fn quoted_names(cases: &[Case]) -> String {
     cases
         .iter()
         .map(|c| format!("\"{}\"", c.name))

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 use wasmtime::component::Val;
 
-use super::shape::{Case, Field, Kind, Shape};
+use super::shape::{Case, Field, Kind, Shape, quoted_names};
 
 /// An argument that does not match the tool's schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -195,7 +195,7 @@ pub fn json_to_val(value: &Value, shape: &Shape, path: &str) -> Result<Val, ArgE
                     .and_then(|s| case_named(cases, s))
                     .ok_or_else(|| ArgError {
                         path: format!("{path}[{i}]"),
-                        expected: format!("one of {}", names_of(cases)),
+                        expected: format!("one of {}", quoted_names(cases)),
                         got: describe(item),
                     })?;
                 if names.contains(&name) {
@@ -292,14 +292,6 @@ fn case_named(cases: &[Case], name: &str) -> Option<String> {
         .iter()
         .find(|c| c.name == name)
         .map(|c| c.name.clone())
-}
-
-fn names_of(cases: &[Case]) -> String {
-    cases
-        .iter()
-        .map(|c| format!("\"{}\"", c.name))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// An integer from a JSON number; integral floats such as `3.0` count.
