@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use launch::agent::{Agent, AgentConfig};
 use launch::llm::{LlmClient, Message, ProviderConfig};
 use launch_tests::PluginDir;
-use launch_tests::mock_llm::{MockLlm, Reply, ToolCall};
+use launch_tests::mock_llm::{MockLlm, Reply, ToolCall, provider_config};
 use launch_tests::stats::{machine, summarize, us};
 use serde_json::{Value, json};
 
@@ -48,19 +48,10 @@ async fn turn_overhead() {
     let dir = PluginDir::new().plugin("calculator").plugin("clock");
     let registry = Arc::new(dir.load());
     let provider = ProviderConfig {
-        name: "mock".into(),
-        base_url: mock.base_url(),
-        api_key: Some("bench".into()),
-        api_key_hint: String::new(),
-        model: "mock-model".into(),
-        embedding_model: None,
-        temperature: None,
-        max_tokens: None,
         request_timeout: Duration::from_secs(10),
         stream_idle_timeout: Duration::from_secs(10),
         max_retries: 0,
-        retry_base: Duration::from_millis(10),
-        retry_max: Duration::from_millis(10),
+        ..provider_config(&mock)
     };
     let config = AgentConfig {
         system_prompt: "bench".into(),

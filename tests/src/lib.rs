@@ -11,6 +11,21 @@ use launch::plugins::{LoadOptions, Registry};
 
 pub mod mock_llm;
 
+/// Calls `tool` and returns its result, panicking with the error otherwise.
+pub async fn call_ok(r: &Registry, tool: &str, args: serde_json::Value) -> serde_json::Value {
+    r.call(tool, &args)
+        .await
+        .unwrap_or_else(|e| panic!("{tool}({args}): {e}"))
+}
+
+/// Calls `tool`, which must report a tool error (`err(...)`), and returns its message.
+pub async fn tool_error(r: &Registry, tool: &str, args: serde_json::Value) -> String {
+    match r.call(tool, &args).await {
+        Err(launch::plugins::ToolError::Failed { message, .. }) => message,
+        other => panic!("{tool}({args}) should be a tool error, got {other:?}"),
+    }
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1016,3 +1016,24 @@ impl Connected<IncomingStream<'_, MockListener>> for Conn {
         Conn(stream.io().killed.clone())
     }
 }
+
+/// A provider configuration pointing at `mock`: key `test-key`, model
+/// `mock-model`, 5 s request timeout, 2 retries with short backoff. Tests and
+/// benchmarks adjust the fields they care about.
+pub fn provider_config(mock: &MockLlm) -> launch::llm::ProviderConfig {
+    launch::llm::ProviderConfig {
+        name: "mock".into(),
+        base_url: mock.base_url(),
+        api_key: Some("test-key".into()),
+        api_key_hint: "set LAUNCH_LLM_API_KEY".into(),
+        model: "mock-model".into(),
+        embedding_model: None,
+        temperature: None,
+        max_tokens: None,
+        request_timeout: Duration::from_secs(5),
+        stream_idle_timeout: Duration::from_secs(2),
+        max_retries: 2,
+        retry_base: Duration::from_millis(10),
+        retry_max: Duration::from_millis(200),
+    }
+}

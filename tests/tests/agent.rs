@@ -10,26 +10,8 @@ use std::time::{Duration, Instant};
 use launch::agent::{Agent, AgentConfig, Event, FinishReason, TurnError};
 use launch::llm::{LlmClient, LlmError, Message, ProviderConfig};
 use launch_tests::PluginDir;
-use launch_tests::mock_llm::{MockLlm, Reply, ToolCall};
+use launch_tests::mock_llm::{MockLlm, Reply, ToolCall, provider_config};
 use serde_json::{Value, json};
-
-fn provider(mock: &MockLlm) -> ProviderConfig {
-    ProviderConfig {
-        name: "mock".into(),
-        base_url: mock.base_url(),
-        api_key: Some("test-key".into()),
-        api_key_hint: "set LAUNCH_LLM_API_KEY".into(),
-        model: "mock-model".into(),
-        embedding_model: None,
-        temperature: None,
-        max_tokens: None,
-        request_timeout: Duration::from_secs(5),
-        stream_idle_timeout: Duration::from_secs(2),
-        max_retries: 2,
-        retry_base: Duration::from_millis(10),
-        retry_max: Duration::from_millis(200),
-    }
-}
 
 fn config() -> AgentConfig {
     AgentConfig {
@@ -67,7 +49,7 @@ async fn setup_with(tweak: impl FnOnce(&mut ProviderConfig, &mut AgentConfig)) -
         "{:#?}",
         registry.report().failed
     );
-    let (mut p, mut c) = (provider(&mock), config());
+    let (mut p, mut c) = (provider_config(&mock), config());
     tweak(&mut p, &mut c);
     let agent = Arc::new(Agent::new(registry, LlmClient::new(p).unwrap(), c));
     Setup {
@@ -537,7 +519,7 @@ async fn turn_budget_ends_the_turn_with_timeout() {
 #[tokio::test]
 async fn embeddings_endpoint_returns_one_vector_per_input_in_order() {
     let mock = MockLlm::start().await;
-    let client = LlmClient::new(provider(&mock)).unwrap();
+    let client = LlmClient::new(provider_config(&mock)).unwrap();
     let inputs = vec![
         "my dog is called Rex".to_owned(),
         "what is my dog called".to_owned(),

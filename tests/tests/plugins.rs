@@ -7,22 +7,8 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
-use launch::plugins::{Registry, ToolError};
-use launch_tests::PluginDir;
-use serde_json::{Value, json};
-
-async fn ok(r: &Registry, tool: &str, args: Value) -> Value {
-    r.call(tool, &args)
-        .await
-        .unwrap_or_else(|e| panic!("{tool}({args}): {e}"))
-}
-
-async fn tool_err(r: &Registry, tool: &str, args: Value) -> String {
-    match r.call(tool, &args).await {
-        Err(ToolError::Failed { message, .. }) => message,
-        other => panic!("{tool}({args}) should be a tool error, got {other:?}"),
-    }
-}
+use launch_tests::{PluginDir, call_ok as ok, tool_error as tool_err};
+use serde_json::json;
 
 #[tokio::test]
 async fn calculator_evaluates_and_explains_errors() {

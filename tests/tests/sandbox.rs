@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use axum::response::Redirect;
 use axum::routing::get;
 use launch::plugins::{Registry, ToolError};
-use launch_tests::PluginDir;
+use launch_tests::{PluginDir, call_ok as ok, tool_error as failed};
 use serde_json::{Value, json};
 
 fn load(dir: &PluginDir) -> Registry {
@@ -30,19 +30,6 @@ fn one(fixture: &str, manifest: &str) -> (PluginDir, Registry) {
         .manifest(fixture, manifest);
     let r = load(&dir);
     (dir, r)
-}
-
-async fn ok(r: &Registry, tool: &str, args: Value) -> Value {
-    r.call(tool, &args)
-        .await
-        .unwrap_or_else(|e| panic!("{tool}({args}): {e}"))
-}
-
-async fn failed(r: &Registry, tool: &str, args: Value) -> String {
-    match r.call(tool, &args).await {
-        Err(ToolError::Failed { message, .. }) => message,
-        other => panic!("{tool}({args}) should return a tool error, got {other:?}"),
-    }
 }
 
 // ---------------------------------------------------------------- limits
