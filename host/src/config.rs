@@ -11,6 +11,9 @@ use serde::Deserialize;
 
 use crate::agent::AgentConfig;
 use crate::llm::ProviderConfig;
+use crate::memory::MemoryConfig;
+use crate::server::ServerConfig;
+use crate::server::access::RateLimit;
 
 /// Together AI's OpenAI-compatible endpoint, the default provider.
 pub const TOGETHER_BASE_URL: &str = "https://api.together.xyz/v1";
@@ -39,6 +42,68 @@ pub struct FileConfig {
     /// `[telemetry]`
     #[serde(default)]
     pub telemetry: FileTelemetry,
+    /// `[server]`
+    #[serde(default)]
+    pub server: FileServer,
+    /// `[memory]`
+    #[serde(default)]
+    pub memory: FileMemory,
+}
+
+/// `[server]`: protection and limits of the HTTP API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileServer {
+    /// Accepted bearer tokens (`LAUNCH_API_KEYS`, comma-separated, replaces
+    /// these). None: no auth.
+    pub api_keys: Option<Vec<String>>,
+    /// Paths reachable without a key when auth is on (default `/healthz`, `/readyz`).
+    pub public_paths: Option<Vec<String>>,
+    /// Requests per minute per API key (per client IP without auth) on
+    /// `/v1/` and `/mcp`; 0 turns the limit off (default 600).
+    pub rate_limit_per_minute: Option<u32>,
+    /// Requests a caller may make at once above the rate (default 60).
+    pub rate_limit_burst: Option<u32>,
+    /// Largest request body in bytes (default 4 MiB).
+    pub max_body_bytes: Option<usize>,
+    /// Most messages in one chat request (default 1000).
+    pub max_messages: Option<usize>,
+    /// Largest message text in bytes (default 256 KiB).
+    pub max_message_bytes: Option<usize>,
+    /// Agent turns running at once (default 64).
+    pub max_concurrent_turns: Option<usize>,
+    /// Seconds a turn waits for a free slot before a 503 (default 10).
+    pub turn_queue_timeout_secs: Option<u64>,
+    /// Seconds shutdown waits for in-flight requests and turns (default 30).
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// `[memory]`: sessions and semantic recall.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMemory {
+    /// Estimated tokens of stored history sent with each turn (default 6000).
+    pub context_tokens: Option<i64>,
+    /// Older messages recalled per turn; 0 turns recall off (default 4).
+    pub recall_k: Option<usize>,
+    /// Lowest cosine similarity for a recalled message (default 0.3).
+    pub recall_min_score: Option<f32>,
+    /// Recall from all of the API key's sessions, not only the current one (default false).
+    pub cross_session_recall: Option<bool>,
+    /// `local` (all-MiniLM-L6-v2 in-process), `remote` (the provider's
+    /// `/v1/embeddings`), `none`, or `auto` (local when the model is there,
+    /// else remote when an embedding model is configured; the default).
+    pub embedder: Option<String>,
+    /// Folder with the local model's `model.safetensors`, `tokenizer.json`
+    /// and `config.json` (default `DATA_DIR/models/all-MiniLM-L6-v2`).
+    pub model_dir: Option<PathBuf>,
+    /// Delete sessions idle longer than this many days (default: keep).
+    pub session_ttl_days: Option<f64>,
+    /// Keep at most this many sessions, deleting the least recently active (default: no cap).
+    pub max_sessions: Option<u64>,
+    /// `full` (fsync every commit; default) or `normal` (survives process
+    /// crashes; a power cut may lose the last turns).
+    pub durability: Option<crate::memory::Durability>,
 }
 
 /// `[telemetry]`
@@ -210,6 +275,143 @@ pub fn agent(file: &FileAgent, env: Env<'_>) -> Result<AgentConfig> {
         max_parallel_tools: file.max_parallel_tools.unwrap_or(8).max(1),
         summarize_on_limit: file.summarize_on_limit.unwrap_or(true),
     })
+}
+
+fn parsed<T: std::str::FromStr>(env: Env<'_>, var: &str) -> Result<Option<T>> {
+    env(var)
+        .map(|v| {
+            v.trim()
+                .parse::<T>()
+                .ok()
+                .with_context(|| format!("{var}={v:?} is not a valid number"))
+        })
+        .transpose()
+}
+
+/// The server's protection and limits, after file and environment.
+pub fn server(file: &FileServer, env: Env<'_>) -> Result<ServerConfig> {
+    let defaults = ServerConfig::default();
+    let api_keys: Vec<String> = match env("LAUNCH_API_KEYS") {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => file.api_keys.clone().unwrap_or_default(),
+    };
+    if let Some(short) = api_keys.iter().find(|k| k.len() < 16) {
+        bail!(
+            "API key {:?}... is {} characters; use keys of at least 16 random characters (e.g. `openssl rand -hex 24`)",
+            &short[..short.len().min(3)],
+            short.len()
+        );
+    }
+    let per_minute = parsed::<u32>(env, "LAUNCH_RATE_LIMIT_PER_MINUTE")?
+        .or(file.rate_limit_per_minute)
+        .unwrap_or(600);
+    let burst = parsed::<u32>(env, "LAUNCH_RATE_LIMIT_BURST")?
+        .or(file.rate_limit_burst)
+        .unwrap_or(60);
+    let rate_limit = match (
+        std::num::NonZeroU32::new(per_minute),
+        std::num::NonZeroU32::new(burst),
+    ) {
+        (Some(per_minute), Some(burst)) => Some(RateLimit { per_minute, burst }),
+        (None, _) => None,
+        (Some(_), None) => bail!("rate_limit_burst must be at least 1"),
+    };
+    let max_concurrent_turns = parsed::<usize>(env, "LAUNCH_MAX_CONCURRENT_TURNS")?
+        .or(file.max_concurrent_turns)
+        .unwrap_or(defaults.max_concurrent_turns);
+    if max_concurrent_turns == 0 {
+        bail!("max_concurrent_turns must be at least 1");
+    }
+    Ok(ServerConfig {
+        api_keys,
+        public_paths: file.public_paths.clone().unwrap_or(defaults.public_paths),
+        rate_limit,
+        max_body_bytes: parsed(env, "LAUNCH_MAX_BODY_BYTES")?
+            .or(file.max_body_bytes)
+            .unwrap_or(defaults.max_body_bytes),
+        max_messages: file.max_messages.unwrap_or(defaults.max_messages),
+        max_message_bytes: file.max_message_bytes.unwrap_or(defaults.max_message_bytes),
+        max_concurrent_turns,
+        turn_queue_timeout: file
+            .turn_queue_timeout_secs
+            .map_or(defaults.turn_queue_timeout, Duration::from_secs),
+        shutdown_grace: parsed(env, "LAUNCH_SHUTDOWN_GRACE_SECS")?
+            .or(file.shutdown_grace_secs)
+            .map_or(defaults.shutdown_grace, Duration::from_secs),
+    })
+}
+
+/// Which embedder memory uses.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbedderChoice {
+    /// The local model in this folder, if it is there (else the next rule).
+    Auto(PathBuf),
+    /// The local model; an error if it is missing.
+    Local(PathBuf),
+    /// The provider's `/v1/embeddings`.
+    Remote,
+    /// No semantic recall.
+    None,
+}
+
+/// Memory settings and the embedder choice, after file and environment.
+pub fn memory(
+    file: &FileMemory,
+    data_dir: &Path,
+    env: Env<'_>,
+) -> Result<(MemoryConfig, EmbedderChoice)> {
+    let defaults = MemoryConfig::default();
+    let model_dir = env("LAUNCH_EMBEDDING_MODEL_DIR")
+        .map(PathBuf::from)
+        .or(file.model_dir.clone())
+        .unwrap_or_else(|| data_dir.join("models").join("all-MiniLM-L6-v2"));
+    let choice = match env("LAUNCH_EMBEDDER")
+        .or(file.embedder.clone())
+        .as_deref()
+        .unwrap_or("auto")
+    {
+        "auto" => EmbedderChoice::Auto(model_dir),
+        "local" => EmbedderChoice::Local(model_dir),
+        "remote" => EmbedderChoice::Remote,
+        "none" => EmbedderChoice::None,
+        other => bail!("embedder = {other:?} is not one of auto, local, remote, none"),
+    };
+    let score = file.recall_min_score.unwrap_or(defaults.recall_min_score);
+    if !(-1.0..=1.0).contains(&score) {
+        bail!("recall_min_score = {score} is out of range; use -1 to 1 (cosine similarity)");
+    }
+    let ttl = file
+        .session_ttl_days
+        .map(|d| {
+            if d.is_finite() && d > 0.0 {
+                Ok(Duration::from_secs_f64(d * 86_400.0))
+            } else {
+                Err(anyhow::anyhow!(
+                    "session_ttl_days = {d} must be a positive number of days"
+                ))
+            }
+        })
+        .transpose()?;
+    Ok((
+        MemoryConfig {
+            context_tokens: file
+                .context_tokens
+                .unwrap_or(defaults.context_tokens)
+                .max(256),
+            recall_k: file.recall_k.unwrap_or(defaults.recall_k),
+            recall_min_score: score,
+            cross_session_recall: file.cross_session_recall.unwrap_or(false),
+            session_ttl: ttl,
+            max_sessions: file.max_sessions.filter(|n| *n > 0),
+            durability: file.durability.unwrap_or_default(),
+        },
+        choice,
+    ))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod config;
 pub mod llm;
+pub mod memory;
 pub mod plugins;
 pub mod server;
 pub mod telemetry;

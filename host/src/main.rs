@@ -58,20 +58,22 @@ struct Locations {
 }
 
 impl Locations {
+    fn data_dir(&self, file: &FileConfig) -> PathBuf {
+        self.data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .unwrap_or_else(|| "./data".into())
+    }
+
     fn load(&self, file: &FileConfig) -> Result<Registry> {
         let plugins = self
             .plugins_dir
             .clone()
             .or(file.plugins_dir.clone())
             .unwrap_or_else(|| "./plugins".into());
-        let data = self
-            .data_dir
-            .clone()
-            .or(file.data_dir.clone())
-            .unwrap_or_else(|| "./data".into());
         Registry::load(&LoadOptions {
             dir: plugins,
-            cache_dir: data.join("cache").join("components"),
+            cache_dir: self.data_dir(file).join("cache").join("components"),
         })
     }
 }
@@ -180,7 +182,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 if llm.api_key.is_none() {
                     tracing::warn!(provider = %llm.name, "no LLM API key: tools and the API work, chat requests will fail; {}", llm.api_key_hint);
                 }
-                launch::server::serve(listen, launch::server::AppState { registry, agent }).await
+                let env = &launch::config::process_env;
+                let server = launch::config::server(&file.server, env)?;
+                let data_dir = args.locations.data_dir(&file);
+                let (memory_config, embedder) =
+                    launch::config::memory(&file.memory, &data_dir, env)?;
+                let memory = launch::memory::Memory::open(
+                    &data_dir,
+                    memory_config,
+                    embedder,
+                    agent.llm().clone(),
+                )
+                .await?;
+                tracing::info!(
+                    auth = !server.api_keys.is_empty(),
+                    rate_limit_per_minute = server.rate_limit.map_or(0, |r| r.per_minute.get()),
+                    max_concurrent_turns = server.max_concurrent_turns,
+                    "server settings"
+                );
+                let state = launch::server::AppState::new(registry, agent, Arc::new(memory), server);
+                launch::server::serve(listen, state).await
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -212,14 +212,26 @@ pub mod stats {
 /// A `launch serve` child process on a free loopback port, killed on drop.
 pub struct Server {
     child: std::process::Child,
-    _data: tempfile::TempDir,
+    _data: Option<tempfile::TempDir>,
+    /// The data directory (store, vector index, compile cache).
+    pub data_dir: PathBuf,
     /// `http://127.0.0.1:PORT`
     pub url: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
+
+/// Settings the harness gives every server unless a test overrides them:
+/// no rate limit (tests make many requests from one address) and no
+/// embedder (tests of semantic memory choose one).
+const TEST_DEFAULTS: &[(&str, &str)] = &[
+    ("LAUNCH_RATE_LIMIT_PER_MINUTE", "0"),
+    ("LAUNCH_EMBEDDER", "none"),
+];
 
 impl Server {
     /// Starts `launch serve --listen 127.0.0.1:0` with the given plugins
-    /// directory and extra environment, and waits until it listens.
+    /// directory, a fresh data directory and extra environment, and waits
+    /// until it listens.
     pub fn start(plugins: &Path, env: &[(&str, &str)]) -> Self {
         Self::start_with(plugins, env, false)
     }
@@ -227,15 +239,28 @@ impl Server {
     /// Like [`Server::start`]; `clear_keys` removes any LLM API key the test
     /// process inherited, to test the unconfigured server.
     pub fn start_with(plugins: &Path, env: &[(&str, &str)], clear_keys: bool) -> Self {
-        use std::io::BufRead;
         let data = tempfile::tempdir().unwrap();
+        let mut server = Self::start_in(plugins, data.path(), env, clear_keys);
+        server._data = Some(data);
+        server
+    }
+
+    /// Starts a server on an existing data directory (to test restarts).
+    pub fn start_in(
+        plugins: &Path,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        clear_keys: bool,
+    ) -> Self {
+        use std::io::BufRead;
         let mut command = std::process::Command::new(launch_bin());
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("LAUNCH_PLUGINS_DIR", plugins)
-            .env("LAUNCH_DATA_DIR", data.path())
+            .env("LAUNCH_DATA_DIR", data_dir)
             .env("LAUNCH_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(TEST_DEFAULTS.iter().copied())
             .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped());
         if clear_keys {
@@ -246,6 +271,8 @@ impl Server {
         let mut child = command.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in std::io::BufReader::new(stderr)
@@ -258,25 +285,48 @@ impl Server {
                     let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
                 }
                 eprintln!("[server] {line}");
+                lines.lock().unwrap().push(line);
             }
         });
         let addr = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("the server did not report its address within 30 s");
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the server did not report its address within 60 s");
         Self {
             child,
-            _data: data,
+            _data: None,
+            data_dir: data_dir.to_owned(),
             url: format!("http://{addr}"),
+            log,
         }
+    }
+
+    /// The server's log lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.child.wait().unwrap()
+    }
+
+    /// Sends `signal` (e.g. `TERM`, `KILL`) without waiting.
+    pub fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
         std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{signal}"), &pid])
             .status()
             .unwrap();
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.wait().unwrap()
     }
 }

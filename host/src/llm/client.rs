@@ -179,6 +179,38 @@ impl LlmClient {
         &self,
         messages: &[Message],
         tools: &[ToolSpec],
+        on_text: Option<&mut (dyn FnMut(&str) + Send)>,
+    ) -> Result<Completion, LlmError> {
+        let started = std::time::Instant::now();
+        let result = self.chat_with_retries(messages, tools, on_text).await;
+        let provider = self.config.name.clone();
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(LlmError::NoApiKey { .. }) => "not_configured",
+            Err(LlmError::Timeout { .. }) => "timeout",
+            Err(LlmError::Status { .. }) => "status",
+            Err(LlmError::Connect { .. }) => "connect",
+            Err(LlmError::Invalid { .. }) => "invalid",
+        };
+        metrics::counter!("launch_llm_requests_total", "provider" => provider.clone(), "outcome" => outcome).increment(1);
+        metrics::histogram!("launch_llm_request_duration_seconds", "provider" => provider.clone())
+            .record(started.elapsed().as_secs_f64());
+        if let Ok(Completion {
+            usage: Some(usage), ..
+        }) = &result
+        {
+            metrics::counter!("launch_llm_tokens_total", "provider" => provider.clone(), "kind" => "prompt")
+                .increment(usage.prompt_tokens);
+            metrics::counter!("launch_llm_tokens_total", "provider" => provider, "kind" => "completion")
+                .increment(usage.completion_tokens);
+        }
+        result
+    }
+
+    async fn chat_with_retries(
+        &self,
+        messages: &[Message],
+        tools: &[ToolSpec],
         mut on_text: Option<&mut (dyn FnMut(&str) + Send)>,
     ) -> Result<Completion, LlmError> {
         let key = self.key()?.to_owned();

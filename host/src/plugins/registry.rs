@@ -169,7 +169,21 @@ impl Registry {
 
     /// Calls tool `name` with JSON arguments.
     pub async fn call(&self, name: &str, args: &Value) -> Result<Value, ToolError> {
-        self.get(name)?.call(args).await
+        let tool = match self.get(name) {
+            Ok(tool) => tool,
+            Err(e) => {
+                // Unknown names share one label, so callers cannot grow the label set.
+                metrics::counter!("launch_tool_calls_total", "tool" => "(unknown)", "outcome" => e.code()).increment(1);
+                return Err(e);
+            }
+        };
+        let started = std::time::Instant::now();
+        let result = tool.call(args).await;
+        let outcome = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
+        metrics::counter!("launch_tool_calls_total", "tool" => tool.name.clone(), "outcome" => outcome).increment(1);
+        metrics::histogram!("launch_tool_call_duration_seconds", "tool" => tool.name.clone())
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     /// What loaded and what did not.

@@ -5,12 +5,12 @@
 //! empty delta, so OpenAI SDKs ignore them.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
@@ -19,18 +19,25 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::AppState;
+use super::access::Caller;
 use super::error::ApiError;
-use crate::agent::{Event, FinishReason, TurnError, TurnOutcome};
+use super::turns::{self, TurnRequest, TurnResult};
+use crate::agent::{Event, FinishReason, TurnOutcome};
 use crate::llm::{Message, Role, ToolCall};
+
+/// The header that selects a stored session.
+pub const SESSION_HEADER: &str = "x-session-id";
 
 /// The parts of an OpenAI chat request Launch uses; other fields SDKs send
 /// (`n`, `user`, `tools`...) are accepted and ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionRequest {
     /// Echoed back; the configured model answers.
     #[serde(default)]
     model: Option<String>,
-    /// The conversation; the last message is normally the user's.
+    /// The conversation; the last message is normally the user's. With
+    /// `x-session-id`, only optional system messages and the new user message.
+    #[schema(value_type = Vec<Object>)]
     messages: Vec<InMessage>,
     /// Stream as server-sent events.
     #[serde(default)]
@@ -48,21 +55,22 @@ struct InMessage {
     tool_call_id: Option<String>,
 }
 
-/// Most messages one request may carry.
-const MAX_MESSAGES: usize = 1000;
-
-fn convert(messages: Vec<InMessage>) -> Result<Vec<Message>, ApiError> {
+fn convert(
+    messages: Vec<InMessage>,
+    max_messages: usize,
+    max_bytes: usize,
+) -> Result<Vec<Message>, ApiError> {
     if messages.is_empty() {
         return Err(ApiError::invalid(
             Some("messages"),
             "`messages` is empty; send at least one user message",
         ));
     }
-    if messages.len() > MAX_MESSAGES {
+    if messages.len() > max_messages {
         return Err(ApiError::invalid(
             Some("messages"),
             format!(
-                "{} messages is more than the {MAX_MESSAGES} this server accepts",
+                "{} messages is more than the {max_messages} this server accepts ([server] max_messages)",
                 messages.len()
             ),
         ));
@@ -94,6 +102,17 @@ fn convert(messages: Vec<InMessage>) -> Result<Vec<Message>, ApiError> {
                     ));
                 }
             };
+            if let Some(text) = &content
+                && text.len() > max_bytes
+            {
+                return Err(ApiError::invalid(
+                    Some(&format!("messages[{i}].content")),
+                    format!(
+                        "the message is {} bytes, more than the {max_bytes} this server accepts ([server] max_message_bytes)",
+                        text.len()
+                    ),
+                ));
+            }
             Ok(Message {
                 role,
                 content,
@@ -135,22 +154,71 @@ fn finish_reasons(reason: FinishReason) -> (&'static str, FinishReason) {
     }
 }
 
-/// `POST /v1/chat/completions`
+/// The session named by `x-session-id`, if any.
+fn session_of(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(SESSION_HEADER) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(id) if !id.trim().is_empty() && id.len() <= 128 => Ok(Some(id.trim().to_owned())),
+        _ => Err(ApiError::invalid(
+            Some(SESSION_HEADER),
+            "`x-session-id` must be a session id from POST /v1/sessions",
+        )),
+    }
+}
+
+/// OpenAI-compatible chat completion; the server runs the tools.
+///
+/// Tool steps are in the non-standard `launch` field (`launch.steps`), and in
+/// streams in chunks with an empty standard delta and a `launch` event, which
+/// OpenAI SDKs ignore. With the `x-session-id` header, history comes from
+/// that session and the turn is stored in it.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "chat",
+    params(("x-session-id" = Option<String>, Header, description = "Session whose stored history to use and extend")),
+    request_body = ChatCompletionRequest,
+    responses(
+        (status = 200, description = "A `chat.completion` object (or `text/event-stream` of `chat.completion.chunk`s with `stream: true`), plus the `launch` extension"),
+        (status = 400, description = "Invalid request"), (status = 404, description = "No such session"),
+        (status = 413, description = "Body too large"), (status = 422, description = "Wrong JSON types"),
+        (status = 502, description = "Provider error"), (status = 503, description = "LLM not configured or server busy"),
+        (status = 504, description = "Provider timeout")))]
 pub async fn completions(
     State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
     body: Result<Json<ChatCompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body?;
-    let history = convert(request.messages)?;
+    let session = session_of(&headers)?;
+    let messages = convert(
+        request.messages,
+        state.limits.max_messages,
+        state.limits.max_message_bytes,
+    )?;
     let model = request
         .model
         .unwrap_or_else(|| state.agent.llm().config().model.clone());
     let id = format!("chatcmpl-{:016x}", fastrand::u64(..));
+    let stored = session.is_some();
+    let turn = TurnRequest {
+        owner: caller.owner,
+        session,
+        messages,
+    };
     if request.stream {
-        return Ok(stream(state, history, model, id).into_response());
+        return Ok(stream(&state, turn, model, id).into_response());
     }
-    let outcome = state.agent.run(&history, None).await?;
-    Ok(Json(completion_body(&outcome, &model, &id)).into_response())
+    let result = if stored {
+        // A stored turn completes and is kept even if this client goes away.
+        turns::spawn(&state, turn)
+            .result
+            .await
+            .map_err(|_| ApiError::internal("the turn's task ended without a result"))??
+    } else {
+        turns::run(&state, turn, None).await?
+    };
+    Ok(Json(completion_body(&result.outcome, &model, &id)).into_response())
 }
 
 fn completion_body(outcome: &TurnOutcome, model: &str, id: &str) -> Value {
@@ -171,27 +239,25 @@ fn completion_body(outcome: &TurnOutcome, model: &str, id: &str) -> Value {
 }
 
 /// Aborts the turn when the stream is dropped (the client went away).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 }
 
 fn stream(
-    state: AppState,
-    history: Vec<Message>,
+    state: &AppState,
+    turn: TurnRequest,
     model: String,
     id: String,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<TurnOutcome, TurnError>>();
-    let agent = Arc::clone(&state.agent);
-    let turn = tokio::spawn(async move {
-        let outcome = agent.run(&history, Some(&tx)).await;
-        let _ = done_tx.send(outcome);
-    });
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>> + use<>> {
+    // Stateless turns die with their stream; stored ones finish and are kept.
+    let stored = turn.session.is_some();
+    let running = turns::spawn(state, turn);
     let chunk = move |delta: Value, finish: Option<&str>, launch: Option<Value>| {
         let mut c = json!({
             "id": id,
@@ -207,17 +273,17 @@ fn stream(
     };
     struct St<F> {
         rx: mpsc::UnboundedReceiver<Event>,
-        done: Option<tokio::sync::oneshot::Receiver<Result<TurnOutcome, TurnError>>>,
+        done: Option<tokio::sync::oneshot::Receiver<Result<TurnResult, ApiError>>>,
         chunk: F,
         started: bool,
         _turn: AbortOnDrop,
     }
     let initial = St {
-        rx,
-        done: Some(done_rx),
+        rx: running.events,
+        done: Some(running.result),
         chunk,
         started: false,
-        _turn: AbortOnDrop(turn),
+        _turn: AbortOnDrop((!stored).then_some(running.task)),
     };
     let events = futures::stream::unfold(initial, |mut st| async move {
         if !st.started {
@@ -225,49 +291,54 @@ fn stream(
             let first = (st.chunk)(json!({"role": "assistant", "content": ""}), None, None);
             return Some((vec![first], st));
         }
-        match st.rx.recv().await {
-            Some(Event::Delta { content }) => {
-                let e = (st.chunk)(json!({"content": content}), None, None);
-                Some((vec![e], st))
-            }
-            Some(Event::ToolStarted {
-                id,
-                name,
-                arguments,
-            }) => {
-                let launch =
-                    json!({"type": "tool_started", "id": id, "name": name, "arguments": arguments});
-                let e = (st.chunk)(json!({}), None, Some(launch));
-                Some((vec![e], st))
-            }
-            Some(Event::ToolFinished(step)) => {
-                let mut launch = serde_json::to_value(&step).unwrap_or(Value::Null);
-                launch["type"] = "tool_finished".into();
-                let e = (st.chunk)(json!({}), None, Some(launch));
-                Some((vec![e], st))
-            }
-            Some(Event::Done {
-                finish_reason,
-                usage,
-            }) => {
-                let (finish, launch_finish) = finish_reasons(finish_reason);
-                let launch =
-                    json!({"type": "done", "finish_reason": launch_finish, "usage": usage});
-                let e = (st.chunk)(json!({}), Some(finish), Some(launch));
-                Some((vec![e, SseEvent::default().data("[DONE]")], st))
-            }
-            None => {
-                // The turn ended without `Done`: it failed. Report the error the
-                // way OpenAI streams do, as a `data: {"error": ...}` event.
-                let done = st.done.take()?;
-                match done.await {
-                    Ok(Err(e)) => Some((
-                        vec![SseEvent::default().data(ApiError::from(e).body().to_string())],
-                        st,
-                    )),
-                    _ => None,
+        loop {
+            let event = match st.rx.recv().await {
+                Some(Event::Delta { content }) => {
+                    (st.chunk)(json!({"content": content}), None, None)
                 }
-            }
+                Some(Event::ToolStarted {
+                    id,
+                    name,
+                    arguments,
+                }) => {
+                    let launch = json!({"type": "tool_started", "id": id, "name": name, "arguments": arguments});
+                    (st.chunk)(json!({}), None, Some(launch))
+                }
+                Some(Event::ToolFinished(step)) => {
+                    let mut launch = serde_json::to_value(&step).unwrap_or(Value::Null);
+                    launch["type"] = "tool_finished".into();
+                    (st.chunk)(json!({}), None, Some(launch))
+                }
+                // The end is reported from the turn's result, which for a
+                // session comes after the turn is stored.
+                Some(Event::Done { .. }) => continue,
+                None => {
+                    let done = st.done.take()?;
+                    let events = match done.await {
+                        Ok(Ok(result)) => {
+                            let outcome = &result.outcome;
+                            let (finish, launch_finish) = finish_reasons(outcome.finish_reason);
+                            let launch = json!({"type": "done", "finish_reason": launch_finish, "usage": outcome.usage});
+                            vec![
+                                (st.chunk)(json!({}), Some(finish), Some(launch)),
+                                SseEvent::default().data("[DONE]"),
+                            ]
+                        }
+                        // Failures are reported the way OpenAI streams do, as
+                        // a `data: {"error": ...}` event.
+                        Ok(Err(e)) => vec![SseEvent::default().data(e.body().to_string())],
+                        Err(_) => vec![
+                            SseEvent::default().data(
+                                ApiError::internal("the turn's task ended without a result")
+                                    .body()
+                                    .to_string(),
+                            ),
+                        ],
+                    };
+                    return Some((events, st));
+                }
+            };
+            return Some((vec![event], st));
         }
     });
     use futures::StreamExt;

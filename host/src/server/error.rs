@@ -20,6 +20,8 @@ pub struct ApiError {
     code: Option<String>,
     param: Option<String>,
     message: String,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             code: None,
             param: param.map(str::to_owned),
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -42,7 +45,65 @@ impl ApiError {
             code: Some("not_found".into()),
             param: None,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// A 401 for a missing or wrong API key.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            message,
+        )
+    }
+
+    /// A 429 for a caller over its rate limit.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            message,
+        )
+    }
+
+    /// A 503 when every turn slot stayed busy for the queue timeout.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "server_busy",
+            message,
+        )
+    }
+
+    /// A 500 for a fault of the server itself (logged).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal_error",
+            message,
+        )
+    }
+
+    fn new(status: StatusCode, kind: &'static str, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            code: Some(code.to_owned()),
+            param: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Adds a `Retry-After` header.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     fn with_code(mut self, code: &str) -> Self {
@@ -66,7 +127,21 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(status = self.status.as_u16(), "{}", self.message);
         }
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    /// Internal faults (the store failing, a task dying): a 500 whose message
+    /// names the cause, so operators can act on it.
+    fn from(e: anyhow::Error) -> Self {
+        Self::internal(format!("{e:#}"))
     }
 }
 
@@ -97,6 +172,7 @@ impl From<JsonRejection> for ApiError {
             code: Some(code.into()),
             param: None,
             message,
+            retry_after: None,
         }
     }
 }
@@ -126,6 +202,7 @@ impl From<ToolError> for ApiError {
             code: Some(e.code().into()),
             param: None,
             message: e.to_string(),
+            retry_after: None,
         }
     }
 }
@@ -146,6 +223,7 @@ impl From<TurnError> for ApiError {
             code: None,
             param: None,
             message: llm.to_string(),
+            retry_after: None,
         }
         .with_code(code)
     }

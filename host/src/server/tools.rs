@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 
-/// `GET /v1/models`: the configured model, so OpenAI SDKs can list it.
+/// The configured model, so OpenAI SDKs can list it.
+#[utoipa::path(get, path = "/v1/models", tag = "chat",
+    responses((status = 200, description = "`{object: \"list\", data: [{id, object: \"model\", created, owned_by}]}`")))]
 pub async fn models(State(state): State<AppState>) -> Json<Value> {
     let model = &state.agent.llm().config().model;
     Json(
@@ -17,7 +19,9 @@ pub async fn models(State(state): State<AppState>) -> Json<Value> {
     )
 }
 
-/// `GET /v1/tools`: every tool with its schema.
+/// Every tool with its description, parameter schema and output schema.
+#[utoipa::path(get, path = "/v1/tools", tag = "tools",
+    responses((status = 200, description = "`{object: \"list\", data: [{name, plugin, description, parameters, output_schema}]}`")))]
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
     let data: Vec<Value> = state
         .registry
@@ -35,7 +39,16 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"object": "list", "data": data}))
 }
 
-/// `POST /v1/tools/{name}/invoke`: the body is the arguments object.
+/// Call a tool directly, without the LLM: the body is the arguments object.
+#[utoipa::path(post, path = "/v1/tools/{name}/invoke", tag = "tools",
+    params(("name" = String, Path, description = "Tool name, as listed by /v1/tools")),
+    request_body(content = Object, description = "The arguments, matching the tool's parameter schema"),
+    responses(
+        (status = 200, description = "`{tool, result}`"),
+        (status = 400, description = "Arguments do not match the schema (the message names the field)"),
+        (status = 404, description = "No such tool"),
+        (status = 422, description = "The tool failed or hit a limit (code says which)"),
+        (status = 504, description = "The tool ran out of time")))]
 pub async fn invoke(
     State(state): State<AppState>,
     Path(name): Path<String>,
