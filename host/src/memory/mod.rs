@@ -85,11 +85,14 @@ impl Memory {
             _ => "semantic recall is not built yet".to_owned(),
         };
         tracing::warn!("memory without semantic recall: {reason}");
-        Ok(Self {
+        let memory = Self {
             store,
             config,
             no_recall: Some(reason),
-        })
+        };
+        // Retention applies from the start, not only at the first periodic run.
+        memory.prune().await?;
+        Ok(memory)
     }
 
     /// The session store.

@@ -172,7 +172,7 @@ async fn session_turn(
     started: Instant,
 ) -> Result<TurnResult, ApiError> {
     let user = match messages.pop() {
-        Some(m) if m.role == Role::User => m,
+        Some(m) if m.role == Role::User && messages.iter().all(|m| m.role == Role::System) => m,
         _ => {
             return Err(ApiError::invalid(
                 Some("messages"),
