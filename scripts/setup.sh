@@ -4,7 +4,8 @@
 # when everything is already there.
 set -euo pipefail
 
-APT_PACKAGES=(build-essential pkg-config cmake)
+# wrk: the HTTP load generator of `make bench` (tests/benches/http.rs).
+APT_PACKAGES=(build-essential pkg-config cmake wrk)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
