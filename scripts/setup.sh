@@ -4,8 +4,9 @@
 # when everything is already there.
 set -euo pipefail
 
+# libopenblas-dev, liblapack-dev: faiss (vector memory), built from source by the faiss crate.
 # wrk: the HTTP load generator of `make bench` (tests/benches/http.rs).
-APT_PACKAGES=(build-essential pkg-config cmake wrk)
+APT_PACKAGES=(build-essential pkg-config cmake libopenblas-dev liblapack-dev wrk)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -19,6 +19,8 @@ use crate::server::access::RateLimit;
 pub const TOGETHER_BASE_URL: &str = "https://api.together.xyz/v1";
 /// A Together model that supports function calling.
 pub const DEFAULT_MODEL: &str = "meta-llama/Llama-3.3-70B-Instruct-Turbo";
+/// Where the local embedding model is looked for by default.
+pub const DEFAULT_MODEL_DIR: &str = "./models/all-MiniLM-L6-v2";
 /// The instructions the agent starts every conversation with, unless configured.
 pub const DEFAULT_SYSTEM_PROMPT: &str = "You are Launch, a helpful assistant. Use the available tools when they help you answer accurately; \
      when a tool returns an error, read it, fix the arguments and try again. Answer concisely.";
@@ -95,7 +97,8 @@ pub struct FileMemory {
     /// else remote when an embedding model is configured; the default).
     pub embedder: Option<String>,
     /// Folder with the local model's `model.safetensors`, `tokenizer.json`
-    /// and `config.json` (default `DATA_DIR/models/all-MiniLM-L6-v2`).
+    /// and `config.json` (default `./models/all-MiniLM-L6-v2`, where `make
+    /// model` puts it).
     pub model_dir: Option<PathBuf>,
     /// Delete sessions idle longer than this many days (default: keep).
     pub session_ttl_days: Option<f64>,
@@ -360,16 +363,12 @@ pub enum EmbedderChoice {
 }
 
 /// Memory settings and the embedder choice, after file and environment.
-pub fn memory(
-    file: &FileMemory,
-    data_dir: &Path,
-    env: Env<'_>,
-) -> Result<(MemoryConfig, EmbedderChoice)> {
+pub fn memory(file: &FileMemory, env: Env<'_>) -> Result<(MemoryConfig, EmbedderChoice)> {
     let defaults = MemoryConfig::default();
     let model_dir = env("LAUNCH_EMBEDDING_MODEL_DIR")
         .map(PathBuf::from)
         .or(file.model_dir.clone())
-        .unwrap_or_else(|| data_dir.join("models").join("all-MiniLM-L6-v2"));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_DIR));
     let choice = match env("LAUNCH_EMBEDDER")
         .or(file.embedder.clone())
         .as_deref()

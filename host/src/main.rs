@@ -185,8 +185,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let env = &launch::config::process_env;
                 let server = launch::config::server(&file.server, env)?;
                 let data_dir = args.locations.data_dir(&file);
-                let (memory_config, embedder) =
-                    launch::config::memory(&file.memory, &data_dir, env)?;
+                let (memory_config, embedder) = launch::config::memory(&file.memory, env)?;
                 let memory = launch::memory::Memory::open(
                     &data_dir,
                     memory_config,

@@ -52,6 +52,14 @@ pub fn fixture_wasm(name: &str) -> PathBuf {
     )
 }
 
+/// The local embedding model fetched by `make model`
+/// (`models/all-MiniLM-L6-v2`).
+pub fn model_dir() -> PathBuf {
+    let dir = repo_root().join("models/all-MiniLM-L6-v2");
+    built(dir.join("model.safetensors"), "make model");
+    dir
+}
+
 fn built(path: PathBuf, how: &str) -> PathBuf {
     assert!(
         path.is_file(),

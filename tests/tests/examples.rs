@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use launch::config::{FileConfig, agent, provider};
+use launch::config::{EmbedderChoice, FileConfig, agent, memory, provider, server};
 use launch_tests::repo_root;
 
 #[test]
@@ -19,4 +19,13 @@ fn annotated_configuration_parses_and_resolves() {
         ("http://localhost:11434/v1", Some("ollama"))
     );
     assert_eq!(agent(&file.agent, &no_env).unwrap().max_parallel_tools, 8);
+    let s = server(&file.server, &no_env).unwrap();
+    assert!(s.api_keys.is_empty());
+    assert_eq!(s.rate_limit.unwrap().per_minute.get(), 600);
+    let (m, embedder) = memory(&file.memory, &no_env).unwrap();
+    assert_eq!((m.context_tokens, m.recall_k), (6000, 4));
+    assert_eq!(
+        embedder,
+        EmbedderChoice::Auto("./models/all-MiniLM-L6-v2".into())
+    );
 }

@@ -418,10 +418,12 @@ async fn openapi_document_describes_every_route() {
     listed.sort();
     let expected = [
         ("DELETE", "/v1/sessions/{id}"),
+        ("GET", "/"),
         ("GET", "/healthz"),
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
         ("GET", "/readyz"),
+        ("GET", "/ui/{file}"),
         ("GET", "/v1/models"),
         ("GET", "/v1/sessions"),
         ("GET", "/v1/sessions/{id}"),
@@ -442,7 +444,9 @@ async fn openapi_document_describes_every_route() {
         let url = format!(
             "{}{}",
             s.url,
-            path.replace("{id}", "none").replace("{name}", "none")
+            path.replace("{id}", "none")
+                .replace("{name}", "none")
+                .replace("{file}", "app.js")
         );
         let r = http
             .request(method.parse().unwrap(), url)

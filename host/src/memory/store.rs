@@ -733,13 +733,13 @@ impl Store {
         .await
     }
 
-    /// Every stored vector with id greater than `after`, in id order.
-    pub async fn embeddings_after(&self, after: i64) -> Result<Vec<(i64, Vec<f32>)>> {
+    /// Up to `limit` stored vectors with ids greater than `after`, in id order.
+    pub async fn embeddings_after(&self, after: i64, limit: u32) -> Result<Vec<(i64, Vec<f32>)>> {
         self.with(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT message_id, vector FROM embeddings WHERE message_id > ?1 ORDER BY message_id",
+            let mut stmt = c.prepare_cached(
+                "SELECT message_id, vector FROM embeddings WHERE message_id > ?1 ORDER BY message_id LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![after], |r| {
+            let rows = stmt.query_map(params![after, limit], |r| {
                 let bytes: Vec<u8> = r.get(1)?;
                 let v = bytes
                     .chunks_exact(4)
@@ -748,6 +748,18 @@ impl Store {
                 Ok((r.get(0)?, v))
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    /// Stored vectors with message ids up to `max_id`.
+    pub async fn embedding_count_upto(&self, max_id: i64) -> Result<i64> {
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM embeddings WHERE message_id <= ?1",
+                params![max_id],
+                |r| r.get(0),
+            )?)
         })
         .await
     }

@@ -109,7 +109,10 @@ fn presented_key(req: &Request) -> Option<String> {
 /// [`Caller`] into the request for handlers.
 pub async fn guard(State(access): State<Arc<Access>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    let public = access.public.iter().any(|p| p == &path);
+    // The UI's static files hold no data and must load before the user
+    // can type a key, so they are always public.
+    let public =
+        path == "/" || path.starts_with("/ui/") || access.public.iter().any(|p| p == &path);
     let owner = if !access.auth_enabled() {
         String::new()
     } else {

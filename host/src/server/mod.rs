@@ -10,6 +10,7 @@ mod metrics;
 mod sessions;
 mod tools;
 pub mod turns;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -147,6 +148,8 @@ impl utoipa::Modify for BearerAuth {
 /// cannot miss one.
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ui::index))
+        .routes(routes!(ui::asset))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics::render))

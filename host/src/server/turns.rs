@@ -154,7 +154,9 @@ pub async fn run(
                 recalled: Vec::new(),
             })
             .map_err(ApiError::from),
-        Some(id) => session_turn(state, id, request.messages, events, started).await,
+        Some(id) => {
+            session_turn(state, &request.owner, id, request.messages, events, started).await
+        }
     };
     let label = match &result {
         Ok(r) => format!("{:?}", r.outcome.finish_reason).to_lowercase(),
@@ -166,6 +168,7 @@ pub async fn run(
 
 async fn session_turn(
     state: &AppState,
+    owner: &str,
     id: &str,
     mut messages: Vec<Message>,
     events: Option<&UnboundedSender<Event>>,
@@ -180,13 +183,13 @@ async fn session_turn(
             ));
         }
     };
-    let context = state.memory.context(id, &user).await?;
+    let context = state.memory.context(owner, id, &user).await?;
     // The request's own system messages lead, then the session's history.
     messages.extend(context.history);
     let outcome = state.agent.run(&messages, events).await?;
     state
         .memory
-        .record(id, user, &outcome, started.elapsed())
+        .record(id, user, &outcome, started.elapsed(), context.query)
         .await?;
     Ok(TurnResult {
         outcome,
