@@ -146,10 +146,10 @@ async fn official_openai_python_sdk_against_a_real_server() {
     }
 
     // Streamed client requests are streamed from the model too (three tool
-    // turns of two calls, one provider failure), and so are all three session
-    // turns, which always run with events (they feed the session's streams).
+    // turns of two calls, one provider failure, one streamed session turn);
+    // plain ones are not.
     let streamed = chats.iter().filter(|r| r.body["stream"] == true).count();
-    assert_eq!(streamed, 10, "streamed model calls");
+    assert_eq!(streamed, 8, "streamed model calls");
 
     // The tool round trip: the model's call, then its result, went back.
     let follow_up = chats

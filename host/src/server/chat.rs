@@ -201,6 +201,20 @@ pub async fn completions(
         .unwrap_or_else(|| state.agent.llm().config().model.clone());
     let id = format!("chatcmpl-{:016x}", fastrand::u64(..));
     let stored = session.is_some();
+    if let Some(id) = &session {
+        // Checked here too (turns check again under the session lock) so a
+        // streamed request for a missing session is a 404, not an error
+        // event after a 200.
+        if state
+            .memory
+            .store()
+            .session(&caller.owner, id)
+            .await?
+            .is_none()
+        {
+            return Err(turns::no_such_session(id));
+        }
+    }
     let turn = TurnRequest {
         owner: caller.owner,
         session,
@@ -211,7 +225,7 @@ pub async fn completions(
     }
     let result = if stored {
         // A stored turn completes and is kept even if this client goes away.
-        turns::spawn(&state, turn)
+        turns::spawn(&state, turn, false)
             .result
             .await
             .map_err(|_| ApiError::internal("the turn's task ended without a result"))??
@@ -257,7 +271,7 @@ fn stream(
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>> + use<>> {
     // Stateless turns die with their stream; stored ones finish and are kept.
     let stored = turn.session.is_some();
-    let running = turns::spawn(state, turn);
+    let running = turns::spawn(state, turn, true);
     let chunk = move |delta: Value, finish: Option<&str>, launch: Option<Value>| {
         let mut c = json!({
             "id": id,

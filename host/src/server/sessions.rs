@@ -271,7 +271,7 @@ pub async fn post_message(
         session: Some(id.clone()),
         messages: vec![user],
     };
-    let running = turns::spawn(&state, request);
+    let running = turns::spawn(&state, request, body.stream);
     if body.stream {
         return Ok(sse(id, running).into_response());
     }
@@ -413,6 +413,7 @@ async fn ws_session(state: AppState, caller: Caller, id: String, mut socket: Web
                 session: Some(id.clone()),
                 messages: vec![user],
             },
+            true,
         );
         let mut events = std::pin::pin!(turn_events(id.clone(), running));
         while let Some((name, data)) = events.next().await {

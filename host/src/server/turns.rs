@@ -214,15 +214,18 @@ pub struct RunningTurn {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts `request` in a task tracked for graceful shutdown. Session turns
-/// are left to finish and be stored even when the client goes away; callers
-/// abort stateless ones, whose result nobody could fetch later.
-pub fn spawn(state: &AppState, request: TurnRequest) -> RunningTurn {
+/// Starts `request` in a task tracked for graceful shutdown; with
+/// `stream`, the model's answer is streamed and every step reported on
+/// `events`. Session turns are left to finish and be stored even when the
+/// client goes away; callers abort stateless ones, whose result nobody could
+/// fetch later.
+pub fn spawn(state: &AppState, request: TurnRequest, stream: bool) -> RunningTurn {
     let (tx, events) = tokio::sync::mpsc::unbounded_channel();
     let (done, result) = tokio::sync::oneshot::channel();
     let state = state.clone();
     let task = state.tasks.clone().spawn(async move {
-        let outcome = run(&state, request, Some(&tx)).await;
+        let outcome = run(&state, request, stream.then_some(&tx)).await;
+        drop(tx);
         let _ = done.send(outcome);
     });
     RunningTurn {

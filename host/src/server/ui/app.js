@@ -192,11 +192,20 @@
     tableSep: /^\s*\|?\s*:?-{1,}:?\s*(?:\|\s*:?-{1,}:?\s*)*\|?\s*$/,
   };
 
+  // Chat answers keep their line breaks (as chat UIs do); hard-wrapped
+  // documentation (tool descriptions) reads better with them as spaces.
+  let softBreaks = false;
+
   /** Renders Markdown `src` into `container` (whose children are replaced). */
-  function renderMarkdown(src, container) {
+  function renderMarkdown(src, container, options = {}) {
     clear(container);
     const lines = String(src).replace(/\r\n?/g, "\n").split("\n");
-    renderBlocks(lines, container, 0);
+    softBreaks = !!options.softBreaks;
+    try {
+      renderBlocks(lines, container, 0);
+    } finally {
+      softBreaks = false;
+    }
   }
 
   function startsBlock(line, next) {
@@ -281,7 +290,7 @@
         i++;
       }
       const p = el("p");
-      renderInline(para.map((l) => l.trim()).join("\n"), p);
+      renderInline(para.map((l) => l.trim()).join(softBreaks ? " " : "\n"), p);
       parent.append(p);
     }
   }
@@ -951,24 +960,33 @@
         const li = el("li");
         li.append(el("code", "param-name", name), el("span", "param-type", schemaType(p)));
         if (required.has(name)) li.append(el("span", "param-req", "required"));
-        if (p.description) li.append(el("div", "param-desc", String(p.description).split("\n")[0]));
+        if (p.description) {
+          const d = el("div", "param-desc");
+          renderInline(String(p.description).split("\n")[0], d);
+          li.append(d);
+        }
         list.append(li);
       }
       body.append(list);
     }
     const more = el("div", "tool-doc md");
-    renderMarkdown(desc, more);
+    renderMarkdown(desc, more, { softBreaks: true });
     body.append(el("div", "label", "Description"), more);
     card.append(body);
     return card;
   }
 
+  /** A short type for a JSON Schema: "string", "array of string | object"... */
   function schemaType(s) {
     if (!s || typeof s !== "object") return "";
     if (Array.isArray(s.type)) return s.type.join(" | ");
     if (s.type === "array") return `array of ${schemaType(s.items) || "any"}`;
-    if (s.enum) return s.enum.map((v) => JSON.stringify(v)).join(" | ");
-    if (s.oneOf || s.anyOf) return (s.oneOf || s.anyOf).map(schemaType).filter(Boolean).join(" | ");
+    if (s.enum && s.enum.length <= 4) return s.enum.map((v) => JSON.stringify(v)).join(" | ");
+    if (s.enum) return s.type || typeof s.enum[0];
+    if (s.oneOf || s.anyOf) {
+      const kinds = (s.oneOf || s.anyOf).map(schemaType).filter(Boolean);
+      return Array.from(new Set(kinds)).join(" | ");
+    }
     return s.type || "";
   }
 
