@@ -69,6 +69,7 @@
 
   const state = {
     sessions: [],
+    hasMore: false, // older sessions exist beyond the list
     current: null, // id of the open session; null for a new chat not yet saved
     turnCount: 0, // stored turns of the open session (to spot a recovered turn)
     busy: false, // a turn of this tab is running
@@ -1042,10 +1043,30 @@
   /* Sessions                                                             */
   /* ------------------------------------------------------------------ */
 
+  const PAGE = 100;
+
   async function loadSessions() {
-    const list = await apiJson("/v1/sessions?limit=100");
+    // A refresh keeps as many sessions as were shown (older pages included).
+    const limit = Math.min(200, Math.max(PAGE, state.sessions.length));
+    const list = await apiJson(`/v1/sessions?limit=${limit}`);
     state.sessions = Array.isArray(list.data) ? list.data : [];
+    state.hasMore = !!list.has_more;
     renderSessions();
+  }
+
+  /** The next page of older sessions (the API pages by `updated_at`). */
+  async function loadOlderSessions() {
+    const last = state.sessions[state.sessions.length - 1];
+    if (!last) return;
+    try {
+      const list = await apiJson(`/v1/sessions?limit=${PAGE}&before=${encodeURIComponent(last.updated_at)}`);
+      const known = new Set(state.sessions.map((s) => s.id));
+      state.sessions.push(...(list.data || []).filter((s) => !known.has(s.id)));
+      state.hasMore = !!list.has_more;
+      renderSessions();
+    } catch (err) {
+      showError(err, "Could not load older chats");
+    }
   }
 
   function sessionTitle(s) {
@@ -1079,6 +1100,12 @@
       del.addEventListener("click", () => deleteSession(s));
       item.append(open, del);
       ui.sessionList.append(item);
+    }
+    if (state.hasMore) {
+      const more = el("button", "session-more", "Show older chats");
+      more.type = "button";
+      more.addEventListener("click", loadOlderSessions);
+      ui.sessionList.append(more);
     }
   }
 
