@@ -19,7 +19,7 @@ FIXTURES := kitchen-sink undocumented trap bad-import collide spin memory-bomb h
 MODEL_CACHE ?= $(HOME)/.cache/launch/models
 MODEL_DIR := models/all-MiniLM-L6-v2
 
-.PHONY: all setup build plugins fixtures model pydeps run test bench lint fmt clean
+.PHONY: all setup build plugins fixtures model pydeps uideps run test bench lint fmt clean
 
 all: build plugins
 
@@ -59,10 +59,15 @@ model:
 pydeps:
 	@python3 -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 
+# Node packages of the web UI's browser test (tests/ui: playwright-core only;
+# it drives the system chromium that setup installs, no browser download).
+uideps: setup
+	cd tests/ui && npm ci --no-audit --no-fund --silent
+
 run: plugins model
 	$(LAUNCH) serve
 
-test: plugins fixtures model pydeps
+test: plugins fixtures model pydeps uideps
 	cargo test --release --locked --workspace
 
 bench: plugins fixtures model
