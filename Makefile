@@ -75,7 +75,8 @@ bench: plugins fixtures model
 
 lint: setup
 	cargo fmt --all --check
-	cargo clippy --locked --workspace --all-targets -- -D warnings
+	# --release: shares the release build's build-script outputs (faiss's cmake build) instead of redoing them.
+	cargo clippy --release --locked --workspace --all-targets -- -D warnings
 	cd plugins && cargo fmt --all --check && cargo clippy --locked --target wasm32-wasip2 --target-dir $(WASM_TARGET_DIR) -- -D warnings
 	cd tests/fixtures && cargo fmt --all --check && cargo clippy --locked --target wasm32-wasip2 --target-dir $(WASM_TARGET_DIR) -- -D warnings
 
