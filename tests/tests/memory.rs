@@ -92,6 +92,20 @@ async fn readyz(http: &reqwest::Client, s: &Server) -> Value {
     json_of(http.get(format!("{}/readyz", s.url))).await
 }
 
+/// Waits until the index holds `n` vectors: turns are embedded in the
+/// background after their answer, and a restart embeds what a crash missed.
+async fn wait_vectors(http: &reqwest::Client, s: &Server, n: u64) {
+    let mut seen = Value::Null;
+    for _ in 0..200 {
+        seen = readyz(http, s).await["memory"]["vectors"].clone();
+        if seen == n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the index holds {seen} vectors, expected {n}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fact_from_many_turns_ago_is_recalled_into_the_prompt() {
     let mock = MockLlm::start().await;
@@ -103,6 +117,7 @@ async fn a_fact_from_many_turns_ago_is_recalled_into_the_prompt() {
     let id = session(&http, &s).await;
     say(&http, &s, &id, "I have a dog named Rex.").await;
     fill(&http, &s, &id).await;
+    wait_vectors(&http, &s, 10).await;
     // The fact is out of the window now...
     let sent_before: Vec<String> = mock
         .chat_requests()
@@ -136,13 +151,10 @@ async fn a_fact_from_many_turns_ago_is_recalled_into_the_prompt() {
             .unwrap()
             .starts_with("Recalled memory")
     );
+    wait_vectors(&http, &s, 12).await; // 6 user and 6 assistant messages
     let ready = readyz(&http, &s).await;
     assert_eq!(ready["memory"]["semantic_recall"], true);
     assert_eq!(ready["memory"]["dimension"], 384);
-    assert_eq!(
-        ready["memory"]["vectors"], 12,
-        "6 user and 6 assistant messages"
-    );
 
     // Other sessions are not recalled from (cross-session recall is off).
     let other = session(&http, &s).await;
@@ -167,6 +179,7 @@ async fn cross_session_recall_when_enabled() {
     let http = reqwest::Client::new();
     let first = session(&http, &s).await;
     say(&http, &s, &first, "My sister lives in Lisbon.").await;
+    wait_vectors(&http, &s, 2).await;
     let second = session(&http, &s).await;
     say(&http, &s, &second, "Which city does my sister live in?").await;
     let note = recall_note(&mock).expect("recalled from the other session");
@@ -231,9 +244,8 @@ async fn the_index_persists_and_is_rebuilt_when_lost_corrupt_or_stale() {
     let mut s = s;
     s.wait();
     let s = start(&dir, data.path(), &mock, &[]);
-    let ready = readyz(&http, &s).await;
     // 5 turns before, 3 recall checks and the cat: 9 turns of 2 messages.
-    assert_eq!(ready["memory"]["vectors"], 18, "{ready}");
+    wait_vectors(&http, &s, 18).await;
     assert!(s.terminate().success());
 
     // Another embedder: the old vectors are dropped and every message is
@@ -263,6 +275,7 @@ async fn the_index_persists_and_is_rebuilt_when_lost_corrupt_or_stale() {
         "{:?}",
         s.log()
     );
+    wait_vectors(&http, &s, 18).await;
     let ready = readyz(&http, &s).await;
     assert!(
         ready["memory"]["embedder"]
@@ -270,7 +283,6 @@ async fn the_index_persists_and_is_rebuilt_when_lost_corrupt_or_stale() {
             .unwrap()
             .starts_with("remote:")
     );
-    assert_eq!(ready["memory"]["vectors"], 18);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +297,7 @@ async fn deleting_a_session_removes_its_vectors() {
     say(&http, &s, &keep, "Keep this one.").await;
     let gone = session(&http, &s).await;
     say(&http, &s, &gone, "My dog is called Rex.").await;
-    assert_eq!(readyz(&http, &s).await["memory"]["vectors"], 4);
+    wait_vectors(&http, &s, 4).await;
     let r = http
         .delete(format!("{}/v1/sessions/{gone}", s.url))
         .send()
@@ -300,7 +312,7 @@ async fn deleting_a_session_removes_its_vectors() {
         .unwrap();
     assert_eq!(stored, 2);
     let s = start(&dir, data.path(), &mock, &[]);
-    assert_eq!(readyz(&http, &s).await["memory"]["vectors"], 2);
+    wait_vectors(&http, &s, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,6 +72,9 @@ pub struct Memory {
     store: Store,
     config: MemoryConfig,
     semantic: Option<Arc<Semantic>>,
+    /// Embeddings of committed turns, running after the answer went out;
+    /// awaited at shutdown before the index is saved.
+    embedding: tokio_util::task::TaskTracker,
     /// Why there is no semantic recall, when there is none.
     no_recall: Option<String>,
 }
@@ -134,6 +137,7 @@ impl Memory {
             store,
             config,
             semantic,
+            embedding: tokio_util::task::TaskTracker::new(),
             no_recall,
         };
         // Retention applies from the start, not only at the first periodic run.
@@ -258,8 +262,11 @@ impl Memory {
         }
     }
 
-    /// Stores a finished turn, then embeds its text messages. The turn is
-    /// durable once committed; a failed embedding is retried at the next start.
+    /// Stores a finished turn, then embeds its text messages in the
+    /// background, so the answer does not wait for them (a long answer takes
+    /// the local model a third of a second). The turn is durable once
+    /// committed; an embedding lost to a crash or a failure is made at the
+    /// next start.
     pub async fn record(
         &self,
         session: &str,
@@ -287,12 +294,16 @@ impl Memory {
                 _ => {}
             }
         }
-        if let Err(e) = semantic.index_messages(&self.store, texts, known).await {
-            tracing::warn!(
-                session,
-                "embedding the turn failed (retried at next start): {e:#}"
-            );
-        }
+        let (semantic, store, session) =
+            (Arc::clone(semantic), self.store.clone(), session.to_owned());
+        self.embedding.spawn(async move {
+            if let Err(e) = semantic.index_messages(&store, texts, known).await {
+                tracing::warn!(
+                    session,
+                    "embedding the turn failed (retried at next start): {e:#}"
+                );
+            }
+        });
         Ok(())
     }
 
@@ -354,8 +365,11 @@ impl Memory {
         Ok(())
     }
 
-    /// Makes everything durable and compact (at shutdown).
+    /// Makes everything durable and compact (at shutdown): finishes the
+    /// pending embeddings, saves the index, checkpoints the store.
     pub async fn flush(&self) -> Result<()> {
+        self.embedding.close();
+        self.embedding.wait().await;
         if let Some(semantic) = &self.semantic {
             semantic.save().await?;
         }

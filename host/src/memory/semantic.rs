@@ -267,7 +267,10 @@ impl Semantic {
         let vectors = self.embedder.embed(texts).await?;
         let mut items: Vec<(i64, Vec<f32>)> = ids.into_iter().zip(vectors).collect();
         items.extend(known);
-        store.put_embeddings(items.clone()).await?;
+        // Only what was stored goes into the index: a message deleted
+        // meanwhile must not come back as a vector.
+        let stored = store.put_embeddings(items.clone()).await?;
+        items.retain(|(id, _)| stored.contains(id));
         self.add(items).await
     }
 

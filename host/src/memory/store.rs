@@ -708,10 +708,12 @@ impl Store {
         .await
     }
 
-    /// Stores message vectors (little-endian f32), replacing any.
-    pub async fn put_embeddings(&self, items: Vec<(i64, Vec<f32>)>) -> Result<()> {
+    /// Stores message vectors (little-endian f32), replacing any; returns
+    /// the ids stored (a message deleted meanwhile is skipped).
+    pub async fn put_embeddings(&self, items: Vec<(i64, Vec<f32>)>) -> Result<Vec<i64>> {
         self.with(move |c| {
             let tx = c.transaction()?;
+            let mut stored = Vec::with_capacity(items.len());
             {
                 let mut stmt = tx.prepare_cached(
                     "INSERT OR REPLACE INTO embeddings (message_id, vector) VALUES (?1, ?2)",
@@ -720,7 +722,7 @@ impl Store {
                     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                     // A message deleted meanwhile fails the foreign key; skip it.
                     match stmt.execute(params![id, bytes]) {
-                        Ok(_) => {}
+                        Ok(_) => stored.push(*id),
                         Err(rusqlite::Error::SqliteFailure(e, _))
                             if e.code == rusqlite::ErrorCode::ConstraintViolation => {}
                         Err(e) => return Err(e.into()),
@@ -728,7 +730,7 @@ impl Store {
                 }
             }
             tx.commit()?;
-            Ok(())
+            Ok(stored)
         })
         .await
     }
