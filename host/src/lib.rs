@@ -2,11 +2,13 @@
 //! components described by their WIT interfaces.
 //!
 //! The binary (`launch`) is a thin CLI over this library: [`plugins`] loads and
-//! runs tool plugins, [`server`] serves the HTTP API.
+//! runs tool plugins, [`server`] serves the HTTP API,
+//! [`mcp`] offers the tools to MCP clients.
 
 pub mod agent;
 pub mod config;
 pub mod llm;
+pub mod mcp;
 pub mod memory;
 pub mod plugins;
 pub mod server;

@@ -30,6 +30,15 @@ enum Command {
     /// List or call tools without the server or an LLM.
     #[command(subcommand)]
     Tools(ToolsCommand),
+    /// Serve every tool to a local MCP client over stdin/stdout (the HTTP
+    /// server offers the same at `/mcp`).
+    Mcp {
+        /// Speak MCP on stdin/stdout (the only local transport; required).
+        #[arg(long, required = true)]
+        stdio: bool,
+        #[command(flatten)]
+        locations: Locations,
+    },
     /// Tools for plugin authors.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -233,6 +242,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Command::Mcp {
+            stdio: _,
+            locations,
+        } => {
+            let rt = runtime()?;
+            rt.block_on(async {
+                let registry = Arc::new(locations.load(&file)?);
+                launch::mcp::serve_stdio(registry).await
+            })?;
+            // Stdin stays blocked in a reader thread; do not wait for it.
+            rt.shutdown_background();
+            Ok(ExitCode::SUCCESS)
         }
         Command::Chat {
             stream,

@@ -64,6 +64,10 @@ fn describe() {
         "Tool call latency by tool"
     );
     describe_counter!(
+        "launch_mcp_requests_total",
+        "MCP requests by method (initialize, tools/list, tools/call) and transport (http, stdio)"
+    );
+    describe_counter!(
         "launch_llm_requests_total",
         "Requests to the LLM provider by provider and outcome"
     );

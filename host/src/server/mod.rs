@@ -188,7 +188,17 @@ fn router_with(state: AppState, access: Arc<Access>) -> Router {
     let spec = OpenApiJson(Arc::new(serde_json::to_value(&spec).unwrap_or(Value::Null)));
     let body_limit = state.limits.max_body_bytes;
     metrics::handle();
+    let mcp = crate::mcp::http_service(
+        Arc::clone(&state.registry),
+        crate::mcp::HttpOptions {
+            shutdown: state.shutdown.clone(),
+            max_body_bytes: body_limit,
+            auth: !state.limits.api_keys.is_empty(),
+        },
+    );
     routes
+        // MCP (Streamable HTTP) over the same tools, behind the same layers.
+        .route_service("/mcp", mcp)
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .layer(axum::middleware::from_fn_with_state(access, access::guard))
         .layer(axum::middleware::from_fn(metrics::track))
