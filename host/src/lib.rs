@@ -11,5 +11,6 @@ pub mod llm;
 pub mod mcp;
 pub mod memory;
 pub mod plugins;
+pub mod scaffold;
 pub mod server;
 pub mod telemetry;

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use launch::config::FileConfig;
 use launch::plugins::{LoadOptions, Registry};
+use launch::scaffold::Lang;
 use serde_json::{Value, json};
 
 /// Launch: a self-hosted AI-agent server whose tools are sandboxed WebAssembly components.
@@ -74,16 +75,20 @@ impl Locations {
             .unwrap_or_else(|| "./data".into())
     }
 
-    fn load(&self, file: &FileConfig) -> Result<Registry> {
+    fn options(&self, file: &FileConfig) -> LoadOptions {
         let plugins = self
             .plugins_dir
             .clone()
             .or(file.plugins_dir.clone())
             .unwrap_or_else(|| "./plugins".into());
-        Registry::load(&LoadOptions {
+        LoadOptions {
             dir: plugins,
             cache_dir: self.data_dir(file).join("cache").join("components"),
-        })
+        }
+    }
+
+    fn load(&self, file: &FileConfig) -> Result<Registry> {
+        Registry::load(&self.options(file))
     }
 }
 
@@ -133,6 +138,38 @@ enum PluginCommand {
         /// Where to write the packed component (default: overwrite INPUT).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Create a plugin project that builds and loads as it is: a WIT world
+    /// with the SDK, one documented example tool, a manifest granting nothing,
+    /// a README and a Makefile.
+    New {
+        /// Plugin name: lowercase words joined by '-', e.g. `unit-convert`. It
+        /// names NAME.wasm, the WIT world and the tools (NAME_FUNCTION).
+        name: String,
+        /// The language to write the plugin in.
+        #[arg(long, value_enum, default_value_t = Lang::Rust)]
+        lang: Lang,
+        /// Folder to create the project in [default: ./NAME]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Load a component the way the server would and print its tools (with
+    /// schemas and descriptions), imports and the grants they need, and its
+    /// warnings; or exactly why the server would skip it. Exits 1 when it
+    /// would be skipped.
+    Check {
+        /// The component, e.g. my-tool.wasm (its manifest my-tool.toml beside it is read too).
+        file: PathBuf,
+        /// Also fail (exit 1) on warnings, such as a function without docs.
+        #[arg(long)]
+        strict: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The plugins folder (checked for tool name collisions when it
+        /// exists) and the data folder (its compile cache is reused).
+        #[command(flatten)]
+        locations: Locations,
     },
 }
 
@@ -273,6 +310,156 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .with_context(|| format!("cannot write {}", output.display()))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Plugin(PluginCommand::New { name, lang, dir }) => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let written = launch::scaffold::create(&name, lang, &dir)?;
+            println!(
+                "created {} plugin `{name}` in {} ({} files)",
+                format!("{lang:?}").to_lowercase(),
+                dir.display(),
+                written.len()
+            );
+            println!(
+                "next: cd {} && make && make check   (see README.md there)",
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Check {
+            file: component,
+            strict,
+            json,
+            locations,
+        }) => {
+            let _rt = runtime()?;
+            let mut options = locations.options(&file);
+            // Without a data folder, compile into a cache outside the project.
+            if locations.data_dir.is_none()
+                && file.data_dir.is_none()
+                && !options.cache_dir.exists()
+            {
+                options.cache_dir = std::env::temp_dir().join("launch-check-cache");
+            }
+            let inspection = Registry::inspect(&component, &options)?;
+            let warnings = inspection.plugin.as_ref().map_or(0, |p| p.warnings.len());
+            let ok = inspection.error.is_none() && !(strict && warnings > 0);
+            if json {
+                let mut value = serde_json::to_value(&inspection)?;
+                value["tools"] = tools_json(&inspection.tools);
+                value["ok"] = json!(ok);
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print_inspection(&inspection, strict);
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn print_inspection(inspection: &launch::plugins::registry::Inspection, strict: bool) {
+    let file = inspection.path.display();
+    let Some(plugin) = &inspection.plugin else {
+        println!(
+            "{file}: REJECTED; the server would skip it:\n  {}",
+            inspection.error.as_deref().unwrap_or_default()
+        );
+        return;
+    };
+    println!(
+        "{file}: plugin `{}`, built against {}, manifest {}",
+        plugin.name,
+        plugin
+            .sdk
+            .as_deref()
+            .map_or("no launch:plugin SDK import".to_owned(), |v| format!(
+                "launch:plugin@{v}"
+            )),
+        plugin
+            .manifest
+            .as_ref()
+            .map_or("none (nothing granted)".to_owned(), |m| m
+                .display()
+                .to_string()),
+    );
+    let limits = &plugin.policy.limits;
+    println!(
+        "limits: {} ms per call, {} MiB memory, {} bytes of output",
+        limits.timeout.as_millis(),
+        limits.memory_bytes / (1024 * 1024),
+        limits.max_output_bytes
+    );
+    println!("\ntools ({}):", inspection.tools.len());
+    for tool in &inspection.tools {
+        println!("  {}  (export `{}`)", tool.name, tool.export_name);
+        for line in tool.description.lines() {
+            println!("    {line}");
+        }
+        let indent = |v: &Value| {
+            serde_json::to_string_pretty(v)
+                .unwrap_or_default()
+                .replace('\n', "\n      ")
+        };
+        println!("    parameters:\n      {}", indent(&tool.parameters));
+        if let Some(output) = &tool.output_schema {
+            println!("    result:\n      {}", indent(output));
+        }
+    }
+    if !plugin.ignored_exports.is_empty() {
+        println!(
+            "\nexports that are not tools (not declared by the plugin's WIT world): {}",
+            plugin.ignored_exports.join(", ")
+        );
+    }
+    println!("\nimports ({}):", inspection.imports.len());
+    let width = inspection
+        .imports
+        .iter()
+        .map(|i| i.name.len())
+        .max()
+        .unwrap_or(0);
+    for import in &inspection.imports {
+        println!("  {:width$}  {}", import.name, import.capability);
+    }
+    let mut closed: Vec<&str> = inspection
+        .imports
+        .iter()
+        .filter_map(|i| {
+            i.capability
+                .split('`')
+                .nth(1)
+                .filter(|_| i.capability.starts_with("closed: no"))
+        })
+        .collect();
+    closed.sort_unstable();
+    closed.dedup();
+    if !closed.is_empty() {
+        println!(
+            "grants it imports but is not given (uses fail until the manifest grants them; grant only what a tool needs): {}",
+            closed.join(", ")
+        );
+    }
+    if !plugin.warnings.is_empty() {
+        println!("\nwarnings ({}):", plugin.warnings.len());
+        for warning in &plugin.warnings {
+            println!("  ! {warning}");
+        }
+    }
+    println!();
+    match &inspection.error {
+        Some(error) => println!("REJECTED; the server would skip it: {error}"),
+        None if strict && !plugin.warnings.is_empty() => println!(
+            "FAILED (--strict): {} warning(s); fix them or drop --strict",
+            plugin.warnings.len()
+        ),
+        None => println!(
+            "OK: {} tool(s), {} warning(s)",
+            inspection.tools.len(),
+            plugin.warnings.len()
+        ),
     }
 }
 
@@ -347,17 +534,26 @@ fn one_line(s: &str) -> String {
 fn list_json(registry: &Registry) -> Value {
     let report = registry.report();
     json!({
-        "tools": registry.tools().map(|t| json!({
-            "name": t.name,
-            "plugin": &*t.plugin.name,
-            "export": t.export_name,
-            "description": t.description,
-            "parameters": t.parameters,
-            "output_schema": t.output_schema,
-        })).collect::<Vec<_>>(),
+        "tools": tools_json(registry.tools()),
         "plugins": report.loaded,
         "failed": report.failed,
     })
+}
+
+fn tools_json<'a>(tools: impl IntoIterator<Item = &'a Arc<launch::plugins::Tool>>) -> Value {
+    tools
+        .into_iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "plugin": &*t.plugin.name,
+                "export": t.export_name,
+                "description": t.description,
+                "parameters": t.parameters,
+                "output_schema": t.output_schema,
+            })
+        })
+        .collect()
 }
 
 fn print_tools(registry: &Registry) {

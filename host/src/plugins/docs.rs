@@ -49,6 +49,16 @@ impl PluginDocs {
         }
         None
     }
+
+    /// The `launch:plugin` SDK version the packed WIT depends on, if any.
+    pub fn sdk_version(&self) -> Option<semver::Version> {
+        self.resolve
+            .packages
+            .iter()
+            .map(|(_, p)| &p.name)
+            .find(|n| format!("{}:{}", n.namespace, n.name) == super::sdk::PACKAGE)
+            .and_then(|n| n.version.clone())
+    }
 }
 
 /// A function's doc comment split into the tool description and per-parameter docs.

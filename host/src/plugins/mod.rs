@@ -10,6 +10,7 @@ pub mod http_policy;
 pub mod manifest;
 pub mod registry;
 pub mod runtime;
+pub mod sdk;
 pub mod shape;
 mod stdio;
 pub mod values;

@@ -19,6 +19,7 @@ use super::engine::{CacheOutcome, CompileCache, Engines};
 use super::error::ToolError;
 use super::manifest::Manifest;
 use super::runtime::{HostState, Plugin, Returns, Tool};
+use super::sdk;
 use super::shape::{Kind, Shape, WitType, object_schema};
 use super::values::Param;
 
@@ -57,12 +58,98 @@ pub struct LoadedPlugin {
     pub cache: CacheOutcome,
     /// Time to compile or load, link and derive tools.
     pub load_ms: f64,
-    /// Tool names.
-    pub tools: Vec<String>,
+    /// Its tools.
+    #[serde(serialize_with = "tool_names")]
+    pub tools: Vec<Arc<Tool>>,
     /// Problems that did not stop the plugin from loading.
     pub warnings: Vec<String>,
+    /// The `launch:plugin` SDK version it was built against, when it says.
+    pub sdk: Option<String>,
+    /// Exported functions that are not tools because the plugin's packed WIT
+    /// world does not declare them (toolchain internals such as componentize-py's
+    /// `init`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_exports: Vec<String>,
     /// Effective limits and grants.
     pub policy: Manifest,
+}
+
+impl LoadedPlugin {
+    fn tools_named(&self, name: &str) -> bool {
+        self.tools.iter().any(|t| t.name == name)
+    }
+}
+
+fn tool_names<S: serde::Serializer>(tools: &[Arc<Tool>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(tools.iter().map(|t| &t.name))
+}
+
+fn collision(tool: &str, plugin: &str) -> String {
+    format!(
+        "tool name `{tool}` is already provided by plugin `{plugin}`; rename one of the files (tool names are PLUGIN_FUNCTION)"
+    )
+}
+
+/// What `launch plugin check` learns about one component.
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    /// The component.
+    pub path: PathBuf,
+    /// Why the server would skip it; `None` when it would load.
+    pub error: Option<String>,
+    /// The plugin as it loaded (also when a name collision would skip it).
+    pub plugin: Option<LoadedPlugin>,
+    /// Its tools.
+    #[serde(skip)]
+    pub tools: Vec<Arc<Tool>>,
+    /// What it imports from the host, and what the sandbox allows of each.
+    pub imports: Vec<Import>,
+}
+
+/// One import of a component and what it gets in the sandbox.
+#[derive(Debug, Serialize)]
+pub struct Import {
+    /// The interface, e.g. `wasi:filesystem/types@0.2.6`.
+    pub name: String,
+    /// What the sandbox allows through it, given the manifest.
+    pub capability: String,
+}
+
+/// What the sandbox allows through an imported interface, given `policy`.
+fn import_capability(import: &str, policy: &Manifest) -> String {
+    let interface = import.split('@').next().unwrap_or(import);
+    let package = interface.split('/').next().unwrap_or(interface);
+    let grants = &policy.grants;
+    let granted = |what: &str, count: usize, key: &str| {
+        if count == 0 {
+            format!("closed: no {what}, grant them with `{key}` in the manifest")
+        } else {
+            format!("{count} {what} granted by `{key}`")
+        }
+    };
+    match (package, interface) {
+        ("wasi:filesystem", _) => granted("directories", grants.dirs.len(), "[grants] dirs"),
+        (_, "wasi:cli/environment") => {
+            granted("environment variables", grants.env.len(), "[grants] env")
+        }
+        ("wasi:http", _) => granted("HTTP origins", grants.http.len(), "[grants] http"),
+        ("wasi:sockets", _) => {
+            "closed: raw sockets are always denied; use wasi:http with `[grants] http`".into()
+        }
+        (_, "launch:plugin/config") => {
+            granted("configuration keys", grants.config.len(), "[grants] config")
+        }
+        (_, "launch:plugin/log") => {
+            "open: records go to the server's log under the plugin's name".into()
+        }
+        (_, "wasi:cli/stdout" | "wasi:cli/stderr") => {
+            "open: captured per call, size-capped and logged".into()
+        }
+        (_, "wasi:cli/stdin") => "open: always empty".into(),
+        ("wasi:clocks" | "wasi:random" | "wasi:io", _) => "open".into(),
+        ("wasi:cli", _) => "open (exit, terminal: inert)".into(),
+        _ => "provided by the host".into(),
+    }
 }
 
 /// A file that was not loaded.
@@ -88,51 +175,29 @@ impl Registry {
     /// directory itself or the engine cannot be used; bad plugins are reported
     /// in [`Registry::report`].
     pub fn load(options: &LoadOptions) -> Result<Self> {
-        let engines = Arc::new(Engines::new()?);
-        let cache = CompileCache::new(&options.cache_dir)?;
-        let linkers = [linker(&engines.plain)?, linker(&engines.metered)?];
+        let loader = Loader::new(options)?;
         let mut report = LoadReport {
             dir: options.dir.clone(),
             ..LoadReport::default()
         };
         let mut tools: BTreeMap<String, Arc<Tool>> = BTreeMap::new();
-        let protected = protected_dirs(options);
         for path in discover(&options.dir)? {
-            let started = Instant::now();
-            // A panic while decoding or compiling a hostile file must not stop
-            // the server from starting: it is one more reported failure.
-            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                load_plugin(&path, &engines, &linkers, &cache, &protected)
-            }))
-            .unwrap_or_else(|_| Err(anyhow!("loading it crashed the loader (a bug in a parser it uses); the file is probably malformed")));
-            match attempt {
-                Ok(loaded) => {
+            match loader.load(&path) {
+                Ok((loaded, _)) => {
                     if let Some(clash) = loaded.tools.iter().find_map(|t| tools.get(&t.name)) {
                         report.failed.push(FailedPlugin {
                             path,
-                            error: format!(
-                                "tool name `{}` is already provided by plugin `{}`; rename one of the files (tool names are PLUGIN_FUNCTION)",
-                                clash.name, clash.plugin.name
-                            ),
+                            error: collision(&clash.name, &clash.plugin.name),
                         });
                         continue;
                     }
                     for warning in &loaded.warnings {
-                        tracing::warn!(plugin = %loaded.plugin.name, "{warning}");
+                        tracing::warn!(plugin = %loaded.name, "{warning}");
                     }
-                    report.loaded.push(LoadedPlugin {
-                        name: loaded.plugin.name.to_string(),
-                        path: path.clone(),
-                        manifest: loaded.manifest_path,
-                        cache: loaded.cache,
-                        load_ms: started.elapsed().as_secs_f64() * 1000.0,
-                        tools: loaded.tools.iter().map(|t| t.name.clone()).collect(),
-                        warnings: loaded.warnings,
-                        policy: loaded.plugin.manifest.clone(),
-                    });
-                    for tool in loaded.tools {
-                        tools.insert(tool.name.clone(), Arc::new(tool));
+                    for tool in loaded.tools.iter().cloned() {
+                        tools.insert(tool.name.clone(), tool);
                     }
+                    report.loaded.push(loaded);
                 }
                 Err(e) => report.failed.push(FailedPlugin {
                     path,
@@ -146,8 +211,56 @@ impl Registry {
         Ok(Self {
             tools,
             report,
-            _engines: engines,
+            _engines: loader.engines,
         })
+    }
+
+    /// Loads one component the way [`Registry::load`] would, for `launch
+    /// plugin check`: its tools, imports and warnings, or why it would be
+    /// skipped. Plugins already in `options.dir` (other than one of the same
+    /// name, which this file would replace) are loaded too, to find tool name
+    /// collisions.
+    pub fn inspect(path: &Path, options: &LoadOptions) -> Result<Inspection> {
+        let loader = Loader::new(options)?;
+        let mut inspection = Inspection {
+            path: path.to_owned(),
+            error: None,
+            plugin: None,
+            tools: Vec::new(),
+            imports: Vec::new(),
+        };
+        let (loaded, imports) = match loader.load(path) {
+            Ok(ok) => ok,
+            Err(e) => {
+                inspection.error = Some(format!("{e:#}"));
+                return Ok(inspection);
+            }
+        };
+        inspection.imports = imports
+            .into_iter()
+            .map(|name| {
+                let capability = import_capability(&name, &loaded.policy);
+                Import { name, capability }
+            })
+            .collect();
+        if options.dir.is_dir() {
+            let same = |p: &Path| p.file_stem() == path.file_stem();
+            for other in discover(&options.dir)?.into_iter().filter(|p| !same(p)) {
+                let Ok((other, _)) = loader.load(&other) else {
+                    continue;
+                };
+                if let Some(tool) = loaded.tools.iter().find(|t| other.tools_named(&t.name)) {
+                    inspection.error = Some(format!(
+                        "{} (in {})",
+                        collision(&tool.name, &other.name),
+                        options.dir.display()
+                    ));
+                }
+            }
+        }
+        inspection.tools = loaded.tools.clone();
+        inspection.plugin = Some(loaded);
+        Ok(inspection)
     }
 
     /// Every tool, sorted by name.
@@ -233,6 +346,54 @@ struct Loaded {
     cache: CacheOutcome,
     tools: Vec<Tool>,
     warnings: Vec<String>,
+    imports: Vec<String>,
+    sdk: Option<semver::Version>,
+    ignored_exports: Vec<String>,
+}
+
+/// What loading a plugin needs: engines, linkers, the compile cache and the
+/// directories no grant may touch.
+struct Loader {
+    engines: Arc<Engines>,
+    linkers: [Linker<HostState>; 2],
+    cache: CompileCache,
+    protected: Vec<PathBuf>,
+}
+
+impl Loader {
+    fn new(options: &LoadOptions) -> Result<Self> {
+        let engines = Arc::new(Engines::new()?);
+        Ok(Self {
+            linkers: [linker(&engines.plain)?, linker(&engines.metered)?],
+            cache: CompileCache::new(&options.cache_dir)?,
+            protected: protected_dirs(options),
+            engines,
+        })
+    }
+
+    /// Loads one plugin; also returns its imports.
+    fn load(&self, path: &Path) -> Result<(LoadedPlugin, Vec<String>)> {
+        let started = Instant::now();
+        // A panic while decoding or compiling a hostile file must not stop
+        // the server from starting: it is one more reported failure.
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            load_plugin(path, &self.engines, &self.linkers, &self.cache, &self.protected)
+        }))
+        .unwrap_or_else(|_| Err(anyhow!("loading it crashed the loader (a bug in a parser it uses); the file is probably malformed")))?;
+        let plugin = LoadedPlugin {
+            name: loaded.plugin.name.to_string(),
+            path: path.to_owned(),
+            manifest: loaded.manifest_path,
+            cache: loaded.cache,
+            load_ms: started.elapsed().as_secs_f64() * 1000.0,
+            tools: loaded.tools.into_iter().map(Arc::new).collect(),
+            warnings: loaded.warnings,
+            sdk: loaded.sdk.map(|v| v.to_string()),
+            ignored_exports: loaded.ignored_exports,
+            policy: loaded.plugin.manifest.clone(),
+        };
+        Ok((plugin, loaded.imports))
+    }
 }
 
 fn load_plugin(
@@ -292,14 +453,36 @@ fn load_plugin(
     let (component, cache_outcome) = cache
         .load(engine, &bytes)
         .map_err(|e| anyhow!("cannot compile: {e:#}"))?;
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let declared = sdk::Declared {
+        imported: imported_sdk(&imports)?,
+        packed: docs.as_ref().and_then(PluginDocs::sdk_version),
+    };
+    declared.check()?;
     let linker = &linkers[usize::from(fuel)];
-    let pre = linker.instantiate_pre(&component).map_err(|e| {
-        anyhow!(
-            "{e:#}. The host provides WASI 0.2 (cli, io, clocks, random, filesystem, sockets, http) and launch:plugin@0.1.x (log, config); rebuild the plugin against those"
-        )
+    let pre = linker.instantiate_pre(&component).map_err(|e| match declared.newer_than_host() {
+        Some(v) => anyhow!(
+            "{e:#}. The plugin was built against {}@{v}, newer than this host's {}; upgrade Launch, or rebuild the plugin with the SDK in this Launch's wit/ folder",
+            sdk::PACKAGE, sdk::VERSION
+        ),
+        None => anyhow!(
+            "{e:#}. The host provides WASI 0.2 (cli, io, clocks, random, filesystem, sockets, http) and {}@{} (log, config); rebuild the plugin against those",
+            sdk::PACKAGE, sdk::accepted()
+        ),
     })?;
     let plugin = Arc::new(Plugin::new(name.clone(), manifest, pre)?);
-    let tools = derive_tools(&plugin, &component, docs.as_ref(), &mut warnings)?;
+    let mut ignored_exports = Vec::new();
+    let tools = derive_tools(
+        &plugin,
+        &component,
+        docs.as_ref(),
+        &mut warnings,
+        &mut ignored_exports,
+    )?;
     if tools.is_empty() {
         bail!(
             "exports no functions, so it provides no tools; export at least one documented function from its world"
@@ -311,7 +494,24 @@ fn load_plugin(
         cache: cache_outcome,
         tools,
         warnings,
+        imports,
+        sdk: declared.version().cloned(),
+        ignored_exports,
     })
+}
+
+/// The highest `launch:plugin` version among a component's imports.
+fn imported_sdk(imports: &[String]) -> Result<Option<semver::Version>> {
+    let mut highest = None;
+    for import in imports {
+        if let Some(version) = sdk::imported_version(import) {
+            let version = version.map_err(|e| {
+                anyhow!("imports `{import}`, whose version is not a semver version ({e})")
+            })?;
+            highest = highest.max(Some(version));
+        }
+    }
+    Ok(highest)
 }
 
 /// The plugin name from `NAME.wasm`: letters, digits, `-` and `_`.
@@ -342,6 +542,7 @@ fn derive_tools(
     component: &Component,
     docs: Option<&PluginDocs>,
     warnings: &mut Vec<String>,
+    ignored_exports: &mut Vec<String>,
 ) -> Result<Vec<Tool>> {
     let engine = component.engine();
     let ty = component.component_type();
@@ -378,6 +579,12 @@ fn derive_tools(
             );
         }
         let wit_func = docs.and_then(|d| d.function(interface.as_deref(), &func));
+        if docs.is_some() && wit_func.is_none() {
+            // The packed world is the plugin's declaration of its tools; other
+            // exports are toolchain plumbing (componentize-py exports `init`).
+            ignored_exports.push(export_name);
+            continue;
+        }
         match describe_function(&ty, wit_func, docs) {
             Ok((params, returns, fdocs)) => {
                 if docs.is_some() && fdocs.summary.is_empty() {

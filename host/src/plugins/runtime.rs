@@ -290,6 +290,15 @@ pub struct Tool {
     pub(crate) export: ComponentExportIndex,
 }
 
+impl std::fmt::Debug for Tool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tool")
+            .field("name", &self.name)
+            .field("export_name", &self.export_name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Extra time past the epoch deadline before the host gives up on a call that
 /// is stuck in a host function (where epochs cannot interrupt it).
 const HOST_CALL_GRACE: Duration = Duration::from_millis(250);
