@@ -332,14 +332,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             locations,
         }) => {
             let _rt = runtime()?;
-            let mut options = locations.options(&file);
-            // Without a data folder, compile into a cache outside the project.
-            if locations.data_dir.is_none()
-                && file.data_dir.is_none()
-                && !options.cache_dir.exists()
-            {
-                options.cache_dir = std::env::temp_dir().join("launch-check-cache");
-            }
+            // The server's own folders, so the compile cache is shared with it and
+            // grants are judged against the folders it protects.
+            let options = locations.options(&file);
             let inspection = Registry::inspect(&component, &options)?;
             let warnings = inspection.plugin.as_ref().map_or(0, |p| p.warnings.len());
             let ok = inspection.error.is_none() && !(strict && warnings > 0);

@@ -19,7 +19,15 @@ use serde_json::json;
 mod eval;
 
 const EXPRESSION: &str = "2 * (3 + 4) - sqrt(16) / 2";
-const PLUGINS: [&str; 5] = ["calculator", "clock", "text", "files", "http-fetch"];
+const PLUGINS: [&str; 7] = [
+    "calculator",
+    "clock",
+    "text",
+    "files",
+    "http-fetch",
+    "stats",
+    "json-tools",
+];
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -38,6 +46,9 @@ fn main() {
     }
     if wanted("other_tools") {
         other_tools(&rt);
+    }
+    if wanted("plugin_compile") {
+        plugin_compile(&rt);
     }
     if wanted("startup") {
         startup(&rt);
@@ -114,7 +125,8 @@ fn startup(rt: &tokio::runtime::Runtime) {
         cache_dir: cache.to_owned(),
     };
     let mut cold = Vec::new();
-    for _ in 0..5 {
+    // Few cold runs: compiling the Python and JavaScript plugins takes seconds.
+    for _ in 0..3 {
         let cache = tempfile::tempdir().unwrap();
         cold.push(time_load(&options(cache.path())));
     }
@@ -122,7 +134,7 @@ fn startup(rt: &tokio::runtime::Runtime) {
     time_load(&options(cache.path()));
     let mut warm: Vec<Duration> = (0..10).map(|_| time_load(&options(cache.path()))).collect();
     let (cold, warm) = (summarize(&mut cold), summarize(&mut warm));
-    println!("## Startup to ready: load the five first-party plugins (Registry::load)");
+    println!("## Startup to ready: load the seven first-party plugins (Registry::load)");
     println!("| cache | runs | p50 | max |");
     println!("|---|---|---|---|");
     println!(
@@ -161,9 +173,48 @@ fn minor_faults() -> u64 {
         .unwrap_or(0)
 }
 
+/// Compiling each plugin language's component, cold (fresh cache) and warm.
+fn plugin_compile(rt: &tokio::runtime::Runtime) {
+    let _guard = rt.enter();
+    println!("## Load one plugin: compile (fresh cache) and compile-cache hit");
+    println!("| plugin | language | component | cold p50 | warm p50 |");
+    println!("|---|---|---|---|---|");
+    for (plugin, language) in [
+        ("calculator", "Rust"),
+        ("stats", "Python"),
+        ("json-tools", "JavaScript"),
+    ] {
+        let size = std::fs::metadata(launch_tests::plugin_wasm(plugin))
+            .unwrap()
+            .len();
+        let load = |dir: &PluginDir| {
+            let start = Instant::now();
+            assert_eq!(dir.load().report().loaded.len(), 1);
+            start.elapsed()
+        };
+        let mut cold: Vec<Duration> = (0..3)
+            .map(|_| load(&PluginDir::with_private_cache().plugin(plugin)))
+            .collect();
+        let dir = PluginDir::with_private_cache().plugin(plugin);
+        load(&dir);
+        let mut warm: Vec<Duration> = (0..5).map(|_| load(&dir)).collect();
+        println!(
+            "| {plugin} | {language} | {:.1} MB | {} | {} |",
+            size as f64 / 1e6,
+            ms(summarize(&mut cold).p50),
+            ms(summarize(&mut warm).p50)
+        );
+    }
+    println!();
+}
+
 /// p50 of other first-party tools, for comparison with `calculator`.
 fn other_tools(rt: &tokio::runtime::Runtime) {
-    let dir = PluginDir::new().plugin("clock").plugin("text");
+    let dir = PluginDir::new()
+        .plugin("clock")
+        .plugin("text")
+        .plugin("stats")
+        .plugin("json-tools");
     let registry = dir.load();
     println!("## Other tools: p50 of 2,000 sequential calls");
     println!("| tool | arguments | p50 | p99 |");
@@ -172,6 +223,12 @@ fn other_tools(rt: &tokio::runtime::Runtime) {
         ("clock_now", json!({})),
         ("clock_now", json!({"time-zone": "Europe/Paris"})),
         ("text_slugify", json!({"text": "Hello, World!"})),
+        // Python (componentize-py) and JavaScript (componentize-js) plugins.
+        ("stats_describe", json!({"values": [1.0, 2.0, 3.5, 10.0]})),
+        (
+            "json_tools_query",
+            json!({"document": r#"{"users": [{"name": "Ada"}, {"name": "Grace"}]}"#, "path": "$.users[*].name"}),
+        ),
     ] {
         let tool_ref = registry.get(tool).unwrap().clone();
         let mut samples: Vec<Duration> = rt.block_on(async {

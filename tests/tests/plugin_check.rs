@@ -362,7 +362,7 @@ fn filesystem_imports_say_whether_directories_are_granted() {
     );
     let (out, json) = check_json(&file, &["--plugins", &no_plugins(&tmp)]);
     assert_exit(&out, 0);
-    let open = "1 directories granted by `[grants] dirs`";
+    let open = "directories: 1 granted by `[grants] dirs`";
     assert_eq!(capability(&json, "wasi:filesystem/preopens"), open);
     assert_eq!(capability(&json, "wasi:filesystem/types"), open);
     let dirs = &json["plugin"]["policy"]["grants"]["dirs"];
@@ -641,4 +641,23 @@ fn tool_name_collisions_with_the_plugins_folder() {
         format!("{} (in {dir})", failed[0]["error"].as_str().unwrap()),
         expected
     );
+
+    // The other way round: checking `my-calc` against a folder holding only
+    // `my_calc` passes, since `my-calc` loads first, but warns that the
+    // installed plugin would then be skipped.
+    let only_other = tempfile::tempdir().unwrap();
+    put(only_other.path(), "my_calc", &calculator, Some(&manifest));
+    let (out, json) = check_json(&same, &["--plugins", only_other.path().to_str().unwrap()]);
+    assert_exit(&out, 0);
+    assert_eq!(json["error"], Value::Null);
+    let warnings = json["plugin"]["warnings"].to_string();
+    assert!(
+        warnings.contains("the server loads it first and skips `my_calc`"),
+        "{json:#}"
+    );
+    let out = check(
+        &same,
+        &["--strict", "--plugins", only_other.path().to_str().unwrap()],
+    );
+    assert_exit(&out, 1);
 }

@@ -134,7 +134,10 @@ fn run_section(work: &Path, section: &str, script: &str, mock: &MockLlm) -> Stri
 }
 
 fn contains(haystack: &str, needle: &str, what: &str) {
-    assert!(haystack.contains(needle), "{what}: expected {needle:?} in:\n{haystack}");
+    assert!(
+        haystack.contains(needle),
+        "{what}: expected {needle:?} in:\n{haystack}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -232,11 +235,19 @@ async fn the_plugin_guide_runs_as_written() {
     ] {
         let source = std::fs::read_to_string(work.path().join(file)).unwrap();
         for block in shown(lang) {
-            contains(&source, block, &format!("the guide's {lang} code vs {file}"));
+            contains(
+                &source,
+                block,
+                &format!("the guide's {lang} code vs {file}"),
+            );
         }
     }
     let world = std::fs::read_to_string(work.path().join("greeter/wit/world.wit")).unwrap();
-    contains(&world, shown("wit")[0], "the guide's first WIT block vs the scaffold");
+    contains(
+        &world,
+        shown("wit")[0],
+        "the guide's first WIT block vs the scaffold",
+    );
 
     // The three plugins in the server's agent loop, over HTTP: results and
     // tool errors from every language reach the model.
@@ -275,7 +286,11 @@ async fn the_plugin_guide_runs_as_written() {
     for (pair, tool) in steps.chunks(2).zip(tools) {
         assert_eq!(pair[0]["name"], tool);
         assert_eq!(pair[0]["result"], "Hello, Grace!", "{tool}: {:#}", pair[0]);
-        assert_eq!(pair[1]["error"]["code"], "tool_error", "{tool}: {:#}", pair[1]);
+        assert_eq!(
+            pair[1]["error"]["code"], "tool_error",
+            "{tool}: {:#}",
+            pair[1]
+        );
         contains(
             pair[1]["error"]["message"].as_str().unwrap(),
             "name is empty; pass the name of the person to greet",

@@ -124,7 +124,7 @@ fn import_capability(import: &str, policy: &Manifest) -> String {
         if count == 0 {
             format!("closed: no {what}, grant them with `{key}` in the manifest")
         } else {
-            format!("{count} {what} granted by `{key}`")
+            format!("{what}: {count} granted by `{key}`")
         }
     };
     match (package, interface) {
@@ -229,7 +229,7 @@ impl Registry {
             tools: Vec::new(),
             imports: Vec::new(),
         };
-        let (loaded, imports) = match loader.load(path) {
+        let (mut loaded, imports) = match loader.load(path) {
             Ok(ok) => ok,
             Err(e) => {
                 inspection.error = Some(format!("{e:#}"));
@@ -244,18 +244,36 @@ impl Registry {
             })
             .collect();
         if options.dir.is_dir() {
-            let same = |p: &Path| p.file_stem() == path.file_stem();
-            for other in discover(&options.dir)?.into_iter().filter(|p| !same(p)) {
-                let Ok((other, _)) = loader.load(&other) else {
+            // The server loads files in name order and skips the later of two
+            // that provide the same tool name.
+            let file_name = path.file_name().unwrap_or_default();
+            let mut collisions = Vec::new();
+            for other_path in discover(&options.dir)? {
+                let other_name = other_path.file_name().unwrap_or_default();
+                if other_name == file_name {
+                    continue; // installing this file replaces that one
+                }
+                let Ok((other, _)) = loader.load(&other_path) else {
                     continue;
                 };
-                if let Some(tool) = loaded.tools.iter().find(|t| other.tools_named(&t.name)) {
-                    inspection.error = Some(format!(
+                let Some(tool) = loaded.tools.iter().find(|t| other.tools_named(&t.name)) else {
+                    continue;
+                };
+                if other_name < file_name {
+                    collisions.push(format!(
                         "{} (in {})",
                         collision(&tool.name, &other.name),
                         options.dir.display()
                     ));
+                } else {
+                    loaded.warnings.push(format!(
+                        "tool name `{}` is also provided by plugin `{}` in {}; once this file is installed there, the server loads it first and skips `{}` (files load in name order)",
+                        tool.name, other.name, options.dir.display(), other.name
+                    ));
                 }
+            }
+            if !collisions.is_empty() {
+                inspection.error = Some(collisions.join("; "));
             }
         }
         inspection.tools = loaded.tools.clone();
