@@ -283,6 +283,31 @@ mod tests {
     }
 
     #[test]
+    fn first_party_script_plugins_use_the_scaffold_recipes() {
+        // plugins/stats and plugins/json-tools are built by `make plugins`
+        // with exactly what `launch plugin new` generates.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+        for (name, lang, shared) in [
+            ("stats", Lang::Python, &["Makefile"][..]),
+            (
+                "json-tools",
+                Lang::Js,
+                &["Makefile", "package.json", "package-lock.json"][..],
+            ),
+        ] {
+            let generated = files(name, lang);
+            for file in shared {
+                let (_, expected) = generated.iter().find(|(p, _)| p.ends_with(file)).unwrap();
+                let actual = std::fs::read_to_string(root.join(name).join(file)).unwrap();
+                assert_eq!(
+                    &actual, expected,
+                    "plugins/{name}/{file} differs from the template"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn an_existing_project_is_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
