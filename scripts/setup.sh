@@ -7,7 +7,8 @@ set -euo pipefail
 # libopenblas-dev, liblapack-dev: faiss (vector memory), built from source by the faiss crate.
 # chromium: the browser of the web UI test (tests/tests/ui.rs), driven by playwright-core.
 # wrk: the HTTP load generator of `make bench` (tests/benches/http.rs).
-APT_PACKAGES=(build-essential pkg-config cmake libopenblas-dev liblapack-dev chromium wrk)
+# nodejs, npm: the JavaScript plugin toolchain (componentize-js) and the browser test.
+APT_PACKAGES=(build-essential pkg-config cmake libopenblas-dev liblapack-dev chromium wrk nodejs npm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
