@@ -8,12 +8,15 @@ set -euo pipefail
 # chromium: the browser of the web UI test (tests/tests/ui.rs), driven by playwright-core.
 # wrk: the HTTP load generator of `make bench` (tests/benches/http.rs).
 # nodejs, npm: the JavaScript plugin toolchain (componentize-js) and the browser test.
-APT_PACKAGES=(build-essential pkg-config cmake libopenblas-dev liblapack-dev chromium wrk nodejs npm)
+APT_PACKAGES=(build-essential pkg-config cmake libopenblas-dev liblapack-dev chromium wrk)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# Node.js may come from elsewhere (e.g. NodeSource, whose nodejs bundles npm);
+# install Debian's only when there is no npm at all.
+command -v npm >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}"
     SUDO=""
