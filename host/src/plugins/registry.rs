@@ -181,8 +181,12 @@ impl Registry {
             ..LoadReport::default()
         };
         let mut tools: BTreeMap<String, Arc<Tool>> = BTreeMap::new();
-        for path in discover(&options.dir)? {
-            match loader.load(&path) {
+        let paths = discover(&options.dir)?;
+        let attempts = loader.load_all(&paths);
+        // Results are taken in name order, so the later of two plugins with
+        // the same tool name is the one skipped, however the loads interleaved.
+        for (path, attempt) in paths.into_iter().zip(attempts) {
+            match attempt {
                 Ok((loaded, _)) => {
                     if let Some(clash) = loaded.tools.iter().find_map(|t| tools.get(&t.name)) {
                         report.failed.push(FailedPlugin {
@@ -387,6 +391,48 @@ impl Loader {
             protected: protected_dirs(options),
             engines,
         })
+    }
+
+    /// Loads `paths` on every core (compiling or deserializing large
+    /// components dominates startup); results in the order of `paths`.
+    fn load_all(&self, paths: &[PathBuf]) -> Vec<Result<(LoadedPlugin, Vec<String>)>> {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(paths.len());
+        if workers <= 1 {
+            return paths.iter().map(|p| self.load(p)).collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<(usize, Result<(LoadedPlugin, Vec<String>)>)> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..workers)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut done = Vec::new();
+                            loop {
+                                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(path) = paths.get(i) else { break };
+                                done.push((i, self.load(path)));
+                            }
+                            done
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    // `load` catches panics; were a worker to die anyway, its
+                    // plugins are reported as failed below, never dropped.
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+        let mut ordered: Vec<Option<_>> = paths.iter().map(|_| None).collect();
+        for (i, result) in results.drain(..) {
+            ordered[i] = Some(result);
+        }
+        ordered
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(anyhow!("the loader thread crashed"))))
+            .collect()
     }
 
     /// Loads one plugin; also returns its imports.
