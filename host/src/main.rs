@@ -340,7 +340,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let ok = inspection.error.is_none() && !(strict && warnings > 0);
             if json {
                 let mut value = serde_json::to_value(&inspection)?;
-                value["tools"] = tools_json(&inspection.tools);
+                value["tools"] = tools_json(inspection.tools());
                 value["ok"] = json!(ok);
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
@@ -387,8 +387,8 @@ fn print_inspection(inspection: &launch::plugins::registry::Inspection, strict: 
         limits.memory_bytes / (1024 * 1024),
         limits.max_output_bytes
     );
-    println!("\ntools ({}):", inspection.tools.len());
-    for tool in &inspection.tools {
+    println!("\ntools ({}):", inspection.tools().len());
+    for tool in inspection.tools() {
         println!("  {}  (export `{}`)", tool.name, tool.export_name);
         for line in tool.description.lines() {
             println!("    {line}");
@@ -452,7 +452,7 @@ fn print_inspection(inspection: &launch::plugins::registry::Inspection, strict: 
         ),
         None => println!(
             "OK: {} tool(s), {} warning(s)",
-            inspection.tools.len(),
+            inspection.tools().len(),
             plugin.warnings.len()
         ),
     }

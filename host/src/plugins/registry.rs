@@ -99,11 +99,15 @@ pub struct Inspection {
     pub error: Option<String>,
     /// The plugin as it loaded (also when a name collision would skip it).
     pub plugin: Option<LoadedPlugin>,
-    /// Its tools.
-    #[serde(skip)]
-    pub tools: Vec<Arc<Tool>>,
     /// What it imports from the host, and what the sandbox allows of each.
     pub imports: Vec<Import>,
+}
+
+impl Inspection {
+    /// The tools it would provide (none when it would not load).
+    pub fn tools(&self) -> &[Arc<Tool>] {
+        self.plugin.as_ref().map_or(&[], |p| p.tools.as_slice())
+    }
 }
 
 /// One import of a component and what it gets in the sandbox.
@@ -230,7 +234,6 @@ impl Registry {
             path: path.to_owned(),
             error: None,
             plugin: None,
-            tools: Vec::new(),
             imports: Vec::new(),
         };
         let (mut loaded, imports) = match loader.load(path) {
@@ -252,12 +255,14 @@ impl Registry {
             // that provide the same tool name.
             let file_name = path.file_name().unwrap_or_default();
             let mut collisions = Vec::new();
-            for other_path in discover(&options.dir)? {
+            // Installing this file replaces one of the same name.
+            let others: Vec<PathBuf> = discover(&options.dir)?
+                .into_iter()
+                .filter(|p| p.file_name() != Some(file_name))
+                .collect();
+            for (other_path, attempt) in others.iter().zip(loader.load_all(&others)) {
                 let other_name = other_path.file_name().unwrap_or_default();
-                if other_name == file_name {
-                    continue; // installing this file replaces that one
-                }
-                let Ok((other, _)) = loader.load(&other_path) else {
+                let Ok((other, _)) = attempt else {
                     continue;
                 };
                 let Some(tool) = loaded.tools.iter().find(|t| other.tools_named(&t.name)) else {
@@ -280,7 +285,6 @@ impl Registry {
                 inspection.error = Some(collisions.join("; "));
             }
         }
-        inspection.tools = loaded.tools.clone();
         inspection.plugin = Some(loaded);
         Ok(inspection)
     }
