@@ -377,6 +377,9 @@ struct Loaded {
     ignored_exports: Vec<String>,
 }
 
+/// A loaded plugin and its imports.
+type Attempt = (LoadedPlugin, Vec<String>);
+
 /// What loading a plugin needs: engines, linkers, the compile cache and the
 /// directories no grant may touch.
 struct Loader {
@@ -399,7 +402,7 @@ impl Loader {
 
     /// Loads `paths` on every core (compiling or deserializing large
     /// components dominates startup); results in the order of `paths`.
-    fn load_all(&self, paths: &[PathBuf]) -> Vec<Result<(LoadedPlugin, Vec<String>)>> {
+    fn load_all(&self, paths: &[PathBuf]) -> Vec<Result<Attempt>> {
         let workers = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .min(paths.len());
@@ -407,28 +410,27 @@ impl Loader {
             return paths.iter().map(|p| self.load(p)).collect();
         }
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut results: Vec<(usize, Result<(LoadedPlugin, Vec<String>)>)> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..workers)
-                    .map(|_| {
-                        scope.spawn(|| {
-                            let mut done = Vec::new();
-                            loop {
-                                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let Some(path) = paths.get(i) else { break };
-                                done.push((i, self.load(path)));
-                            }
-                            done
-                        })
+        let mut results: Vec<(usize, Result<Attempt>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(path) = paths.get(i) else { break };
+                            done.push((i, self.load(path)));
+                        }
+                        done
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    // `load` catches panics; were a worker to die anyway, its
-                    // plugins are reported as failed below, never dropped.
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            });
+                })
+                .collect();
+            handles
+                .into_iter()
+                // `load` catches panics; were a worker to die anyway, its
+                // plugins are reported as failed below, never dropped.
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
         let mut ordered: Vec<Option<_>> = paths.iter().map(|_| None).collect();
         for (i, result) in results.drain(..) {
             ordered[i] = Some(result);
@@ -440,7 +442,7 @@ impl Loader {
     }
 
     /// Loads one plugin; also returns its imports.
-    fn load(&self, path: &Path) -> Result<(LoadedPlugin, Vec<String>)> {
+    fn load(&self, path: &Path) -> Result<Attempt> {
         let started = Instant::now();
         // A panic while decoding or compiling a hostile file must not stop
         // the server from starting: it is one more reported failure.
