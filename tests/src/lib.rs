@@ -76,6 +76,36 @@ pub fn launch_bin() -> PathBuf {
     built(dir.join("launch"), "cargo build --release --bin launch")
 }
 
+/// Runs an external client test (a Python SDK script, the browser test) to
+/// its end and returns its stdout. Both streams are printed for the test log;
+/// a failure, or no exit within `timeout`, fails the test. `what` names the
+/// client in those messages.
+pub async fn run_client_script(
+    mut command: tokio::process::Command,
+    timeout: std::time::Duration,
+    what: &str,
+) -> String {
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let out = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {} s", timeout.as_secs()))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("--- {what} stdout ---\n{stdout}--- {what} stderr ---\n{stderr}");
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
 /// A temporary plugins directory assembled by a test.
 pub struct PluginDir {
     pub dir: tempfile::TempDir,

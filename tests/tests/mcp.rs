@@ -13,10 +13,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use launch_tests::{PluginDir, Server, launch_bin, repo_root};
+use launch_tests::{PluginDir, Server, launch_bin, repo_root, run_client_script};
 
 /// The key clients must present when auth is on.
 const CLIENT_KEY: &str = "mcp-client-key-0123456789";
@@ -61,30 +60,18 @@ fn all_plugins(workspace: &Path) -> PluginDir {
 /// Runs the Python script with `args` and `env`; returns its stdout.
 async fn python(args: &[&str], env: &[(&str, &str)]) -> String {
     let script = repo_root().join("tests/python/test_mcp_client.py");
-    let child = tokio::process::Command::new("python3")
+    let mut client = tokio::process::Command::new("python3");
+    client
         .arg(&script)
         .args(args)
         .envs(env.iter().copied())
-        .env("PYTHONUNBUFFERED", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
-        .await
-        .expect("the Python client did not finish within 180 s")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("--- python {args:?} stdout ---\n{stdout}--- python stderr ---\n{stderr}");
-    assert!(
-        out.status.success(),
-        "{} {args:?} failed ({}):\n{stdout}\n{stderr}",
-        script.display(),
-        out.status
-    );
-    stdout
+        .env("PYTHONUNBUFFERED", "1");
+    run_client_script(
+        client,
+        Duration::from_secs(180),
+        &format!("the Python client {} {args:?}", script.display()),
+    )
+    .await
 }
 
 const FULL_TOOLS: &str = "calculator_evaluate,clock_now,clock_convert,text_slugify,text_stats,text_split,files_read_file,files_write_file,http_fetch_fetch";

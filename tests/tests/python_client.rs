@@ -9,11 +9,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use launch_tests::mock_llm::{MockLlm, Recorded, Reply};
-use launch_tests::{PluginDir, Server, repo_root};
+use launch_tests::{PluginDir, Server, repo_root, run_client_script};
 use serde_json::{Value, json};
 
 /// The key clients must present (the server runs with auth on).
@@ -105,7 +104,8 @@ async fn official_openai_python_sdk_against_a_real_server() {
     );
 
     let script_path = repo_root().join("tests/python/test_openai_client.py");
-    let child = tokio::process::Command::new("python3")
+    let mut client = tokio::process::Command::new("python3");
+    client
         .arg(&script_path)
         .arg(&s.url)
         .env("LAUNCH_TEST_API_KEY", CLIENT_KEY)
@@ -113,25 +113,13 @@ async fn official_openai_python_sdk_against_a_real_server() {
         // The SDK must not pick up a real key or endpoint from the machine.
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
-        .env("PYTHONUNBUFFERED", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("the Python client did not finish within 120 s")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("--- python stdout ---\n{stdout}--- python stderr ---\n{stderr}");
-    assert!(
-        out.status.success(),
-        "{} failed ({}):\n{stdout}\n{stderr}",
-        script_path.display(),
-        out.status
-    );
+        .env("PYTHONUNBUFFERED", "1");
+    run_client_script(
+        client,
+        Duration::from_secs(120),
+        &format!("the Python client {}", script_path.display()),
+    )
+    .await;
 
     let chats = mock.chat_requests();
     // 4 tool turns x 2 model calls, 4 session/recall turns, 2 provider failures

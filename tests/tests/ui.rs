@@ -15,11 +15,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use launch_tests::mock_llm::{MockLlm, Recorded, Reply};
-use launch_tests::{PluginDir, Server, repo_root};
+use launch_tests::{PluginDir, Server, repo_root, run_client_script};
 use serde_json::{Value, json};
 
 /// The key of the server with auth on (at least 16 characters).
@@ -152,7 +151,8 @@ async fn chat_ui_in_a_real_browser() {
     let no_key = Server::start_with(dir.path(), &llm, true);
 
     let script_path = ui_dir.join("chat.test.mjs");
-    let child = tokio::process::Command::new("node")
+    let mut browser_test = tokio::process::Command::new("node");
+    browser_test
         .arg(&script_path)
         .current_dir(&ui_dir)
         .env("LAUNCH_UI_URL", &plain.url)
@@ -160,25 +160,13 @@ async fn chat_ui_in_a_real_browser() {
         .env("LAUNCH_UI_API_KEY", CLIENT_KEY)
         .env("LAUNCH_UI_NOKEY_URL", &no_key.url)
         .env("LAUNCH_UI_ARTIFACTS", &artifacts)
-        .env("CHROMIUM", &chromium)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
-        .await
-        .expect("the browser test did not finish within 300 s")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("--- node stdout ---\n{stdout}--- node stderr ---\n{stderr}");
-    assert!(
-        out.status.success(),
-        "{} failed ({}):\n{stdout}\n{stderr}",
-        script_path.display(),
-        out.status
-    );
+        .env("CHROMIUM", &chromium);
+    run_client_script(
+        browser_test,
+        Duration::from_secs(300),
+        &format!("the browser test {}", script_path.display()),
+    )
+    .await;
 
     // The tools really ran: their results went back to the model.
     let chats = mock.chat_requests();
