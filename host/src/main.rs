@@ -422,12 +422,7 @@ fn print_inspection(inspection: &launch::plugins::registry::Inspection, strict: 
     let mut closed: Vec<&str> = inspection
         .imports
         .iter()
-        .filter_map(|i| {
-            i.capability
-                .split('`')
-                .nth(1)
-                .filter(|_| i.capability.starts_with("closed: no"))
-        })
+        .filter_map(|i| i.missing_grant)
         .collect();
     closed.sort_unstable();
     closed.dedup();

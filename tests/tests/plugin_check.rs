@@ -335,6 +335,16 @@ fn filesystem_imports_say_whether_directories_are_granted() {
     let closed = "closed: no directories, grant them with `[grants] dirs` in the manifest";
     assert_eq!(capability(&json, "wasi:filesystem/preopens"), closed);
     assert_eq!(capability(&json, "wasi:filesystem/types"), closed);
+    let missing_grants = |json: &Value| -> Vec<String> {
+        json["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["name"].as_str().unwrap().starts_with("wasi:filesystem/"))
+            .map(|i| i["missing_grant"].as_str().unwrap_or("(none)").to_owned())
+            .collect()
+    };
+    assert_eq!(missing_grants(&json), ["[grants] dirs", "[grants] dirs"]);
     let out = check(&file, &["--plugins", &no_plugins(&tmp)]);
     assert_exit(&out, 0);
     let text = stdout(&out);
@@ -365,6 +375,7 @@ fn filesystem_imports_say_whether_directories_are_granted() {
     let open = "directories: 1 granted by `[grants] dirs`";
     assert_eq!(capability(&json, "wasi:filesystem/preopens"), open);
     assert_eq!(capability(&json, "wasi:filesystem/types"), open);
+    assert_eq!(missing_grants(&json), ["(none)", "(none)"]);
     let dirs = &json["plugin"]["policy"]["grants"]["dirs"];
     assert_eq!(dirs.as_array().map(Vec::len), Some(1), "{dirs}");
     let out = check(&file, &["--plugins", &no_plugins(&tmp)]);

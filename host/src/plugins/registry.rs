@@ -117,21 +117,26 @@ pub struct Import {
     pub name: String,
     /// What the sandbox allows through it, given the manifest.
     pub capability: String,
+    /// The manifest key that would open it, when it is closed for want of a grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_grant: Option<&'static str>,
 }
 
 /// What the sandbox allows through an imported interface, given `policy`.
-fn import_capability(import: &str, policy: &Manifest) -> String {
-    let interface = import.split('@').next().unwrap_or(import);
+fn import_capability(name: String, policy: &Manifest) -> Import {
+    let interface = name.split('@').next().unwrap_or(&name);
     let package = interface.split('/').next().unwrap_or(interface);
     let grants = &policy.grants;
-    let granted = |what: &str, count: usize, key: &str| {
+    let mut missing_grant = None;
+    let mut granted = |what: &str, count: usize, key: &'static str| {
         if count == 0 {
+            missing_grant = Some(key);
             format!("closed: no {what}, grant them with `{key}` in the manifest")
         } else {
             format!("{what}: {count} granted by `{key}`")
         }
     };
-    match (package, interface) {
+    let capability = match (package, interface) {
         ("wasi:filesystem", _) => granted("directories", grants.dirs.len(), "[grants] dirs"),
         (_, "wasi:cli/environment") => {
             granted("environment variables", grants.env.len(), "[grants] env")
@@ -153,6 +158,11 @@ fn import_capability(import: &str, policy: &Manifest) -> String {
         ("wasi:clocks" | "wasi:random" | "wasi:io", _) => "open".into(),
         ("wasi:cli", _) => "open (exit, terminal: inert)".into(),
         _ => "provided by the host".into(),
+    };
+    Import {
+        name,
+        capability,
+        missing_grant,
     }
 }
 
@@ -245,10 +255,7 @@ impl Registry {
         };
         inspection.imports = imports
             .into_iter()
-            .map(|name| {
-                let capability = import_capability(&name, &loaded.policy);
-                Import { name, capability }
-            })
+            .map(|name| import_capability(name, &loaded.policy))
             .collect();
         if options.dir.is_dir() {
             // The server loads files in name order and skips the later of two
