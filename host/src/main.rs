@@ -81,10 +81,7 @@ impl Locations {
             .clone()
             .or(file.plugins_dir.clone())
             .unwrap_or_else(|| "./plugins".into());
-        LoadOptions {
-            dir: plugins,
-            cache_dir: self.data_dir(file).join("cache").join("components"),
-        }
+        LoadOptions::new(plugins, self.data_dir(file))
     }
 
     fn load(&self, file: &FileConfig) -> Result<Registry> {

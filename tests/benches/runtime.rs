@@ -120,10 +120,7 @@ fn tool_call(rt: &tokio::runtime::Runtime) {
 fn startup(rt: &tokio::runtime::Runtime) {
     let _guard = rt.enter();
     // The repository's own plugins folder, as `make run` serves it.
-    let options = |cache: &std::path::Path| LoadOptions {
-        dir: repo_root().join("plugins"),
-        cache_dir: cache.to_owned(),
-    };
+    let options = |data: &std::path::Path| LoadOptions::new(repo_root().join("plugins"), data);
     let mut cold = Vec::new();
     // Few cold runs: compiling the Python and JavaScript plugins takes seconds.
     for _ in 0..3 {

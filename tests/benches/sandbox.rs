@@ -1,5 +1,7 @@
-//! Sandbox benchmarks (issue: sandbox): what the always-on limits cost per
-//! call, and how quickly a caller gets the timeout error after the deadline.
+//! Sandbox benchmarks (issues 3 and 14): what the always-on limits cost per
+//! call, how quickly a caller gets the timeout error after the deadline, how
+//! much host memory a maximally amplifying result costs the server, and how
+//! fast a calm plugin answers while another spins at its full concurrency.
 //!
 //! Run with `make bench`. Prints Markdown rows for BENCHMARKS.md.
 
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use launch::plugins::engine::{EPOCH_TICK, config};
 use launch_tests::stats::{machine, ms, summarize, us};
-use launch_tests::{PluginDir, plugin_wasm};
+use launch_tests::{PluginDir, Server, plugin_wasm};
 use serde_json::json;
 use wasmtime::component::{Component, Linker, ResourceTable, Val};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
@@ -23,6 +25,8 @@ fn main() {
     println!("machine: {}\n", machine());
     rt.block_on(limits_overhead());
     rt.block_on(timeout_latency());
+    rt.block_on(amplification_memory());
+    rt.block_on(cpu_fairness());
 }
 
 struct State {
@@ -160,4 +164,99 @@ async fn timeout_latency() {
         ms(late.p99),
         late.p99.as_secs_f64() / EPOCH_TICK.as_secs_f64()
     );
+}
+
+/// The peak resident memory of a process (its high-water mark), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        * 1024
+}
+
+async fn amplification_memory() {
+    println!(
+        "## Host memory for an amplifying result at the 1 MiB output limit (`launch serve`, peak RSS growth over a warmed-up server)"
+    );
+    println!("| result type | elements returned | one call | three at once |");
+    println!("|---|---|---|---|");
+    let dir = PluginDir::new().wat("amplify", "amplify");
+    let client = reqwest::Client::new();
+    for (tool, n, what) in [
+        ("amplify_flags_list", 262_144, "`list<flags>` (32 one-letter flags, all set)"),
+        ("amplify_results_list", 2_097_152, "`list<result>`"),
+        ("amplify_records_list", 262_144, "`list<record>` (8 bools)"),
+    ] {
+        let mut growth = Vec::new();
+        for parallel in [1usize, 3] {
+            let server = Server::start(dir.path(), &[]);
+            let url = format!("{}/v1/tools/{tool}/invoke", server.url);
+            let warm = client.post(&url).json(&json!({"n": 10})).send().await.unwrap();
+            assert_eq!(warm.status(), 200);
+            let baseline = peak_rss(server.pid());
+            let calls: Vec<_> = (0..parallel)
+                .map(|_| {
+                    let (client, url) = (client.clone(), url.clone());
+                    tokio::spawn(async move {
+                        client.post(url).json(&json!({"n": n})).send().await.unwrap().status()
+                    })
+                })
+                .collect();
+            for call in calls {
+                assert_eq!(call.await.unwrap(), 422);
+            }
+            growth.push(peak_rss(server.pid()).saturating_sub(baseline));
+        }
+        println!(
+            "| {what} | {n} | {:.1} MiB | {:.1} MiB |",
+            growth[0] as f64 / 1048576.0,
+            growth[1] as f64 / 1048576.0
+        );
+    }
+    println!();
+}
+
+async fn cpu_fairness() {
+    let dir = PluginDir::new()
+        .fixture("spin")
+        .manifest("spin", "[limits]\ntimeout_ms = 30000\n")
+        .plugin("calculator");
+    let registry = std::sync::Arc::new(dir.load());
+    let args = json!({"expression": "2 * (3 + 4)"});
+    let calm = |registry: std::sync::Arc<launch::plugins::Registry>| {
+        let args = args.clone();
+        async move {
+            let mut samples = Vec::new();
+            for _ in 0..200 {
+                let start = Instant::now();
+                registry.call("calculator_evaluate", &args).await.unwrap();
+                samples.push(start.elapsed());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            summarize(&mut samples)
+        }
+    };
+    let alone = calm(registry.clone()).await;
+    let spinning: Vec<_> = (0..32)
+        .map(|_| {
+            let r = registry.clone();
+            tokio::spawn(async move { r.call("spin_forever", &json!({})).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let beside = calm(registry.clone()).await;
+    for call in &spinning {
+        call.abort();
+    }
+    println!(
+        "## A calm plugin beside a spinning one: calculator_evaluate, {} calls 5 ms apart, while 32 calls of spin_forever run (spin's full concurrency)",
+        beside.n
+    );
+    println!("| condition | p50 | p99 |");
+    println!("|---|---|---|");
+    println!("| alone | {} | {} |", ms(alone.p50), ms(alone.p99));
+    println!("| beside 32 spinning calls | {} | {} |\n", ms(beside.p50), ms(beside.p99));
 }

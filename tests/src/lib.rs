@@ -52,6 +52,15 @@ pub fn fixture_wasm(name: &str) -> PathBuf {
     )
 }
 
+/// A hostile component written in the component text format,
+/// `tests/fixtures/wat/NAME.wat`, assembled (see tests/fixtures/README.md).
+pub fn wat_component(name: &str) -> Vec<u8> {
+    let path = repo_root()
+        .join("tests/fixtures/wat")
+        .join(format!("{name}.wat"));
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The local embedding model fetched by `make model`
 /// (`models/all-MiniLM-L6-v2`).
 pub fn model_dir() -> PathBuf {
@@ -106,9 +115,11 @@ pub async fn run_client_script(
     stdout
 }
 
-/// A temporary plugins directory assembled by a test.
+/// A temporary plugins directory assembled by a test, with its own data
+/// directory (precedence record) beside it.
 pub struct PluginDir {
     pub dir: tempfile::TempDir,
+    pub data: tempfile::TempDir,
     cache: PathBuf,
 }
 
@@ -124,15 +135,20 @@ impl PluginDir {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
+            data: tempfile::tempdir().unwrap(),
             cache: std::env::temp_dir().join("launch-test-compile-cache"),
         }
     }
 
     /// An empty directory with its own, empty compile cache.
     pub fn with_private_cache() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join(".cache");
-        Self { dir, cache }
+        let data = tempfile::tempdir().unwrap();
+        let cache = data.path().join("cache").join("components");
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            data,
+            cache,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -166,6 +182,11 @@ impl PluginDir {
         self.fixture_as(name, name)
     }
 
+    /// Assembles `tests/fixtures/wat/NAME.wat` in as `as_name.wasm`.
+    pub fn wat(self, name: &str, as_name: &str) -> Self {
+        self.file(&format!("{as_name}.wasm"), &wat_component(name))
+    }
+
     /// Writes `NAME.toml`.
     pub fn manifest(self, name: &str, text: &str) -> Self {
         std::fs::write(self.path().join(format!("{name}.toml")), text).unwrap();
@@ -180,8 +201,8 @@ impl PluginDir {
 
     pub fn options(&self) -> LoadOptions {
         LoadOptions {
-            dir: self.path().to_owned(),
             cache_dir: self.cache.clone(),
+            ..LoadOptions::new(self.path(), self.data.path())
         }
     }
 

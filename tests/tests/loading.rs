@@ -146,7 +146,8 @@ fn second_start_loads_from_the_compile_cache() {
     );
 
     // A corrupted cache entry is ignored and recompiled, never trusted.
-    for entry in std::fs::read_dir(dir.path().join(".cache")).unwrap() {
+    let cache = dir.data.path().join("cache/components");
+    for entry in std::fs::read_dir(&cache).unwrap() {
         std::fs::write(entry.unwrap().path(), b"junk").unwrap();
     }
     let third = dir.load();
@@ -161,6 +162,30 @@ fn second_start_loads_from_the_compile_cache() {
             .loaded
             .iter()
             .all(|p| p.cache == CacheOutcome::Miss)
+    );
+
+    // The cache is tamper-evident: an entry moved over another plugin's
+    // name, or one whose tag does not match, is compiled again, not loaded.
+    let mut entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    std::fs::copy(&entries[0], &entries[1]).unwrap();
+    let mut forged = std::fs::read(&entries[0]).unwrap();
+    forged[0] ^= 1;
+    std::fs::write(&entries[0], forged).unwrap();
+    let swapped = dir.load();
+    assert!(swapped.report().failed.is_empty());
+    assert!(
+        swapped
+            .report()
+            .loaded
+            .iter()
+            .all(|p| p.cache == CacheOutcome::Miss),
+        "{:#?}",
+        swapped.report().loaded
     );
 
     // Changed bytes are a different cache key.

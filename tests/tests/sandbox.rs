@@ -14,8 +14,8 @@ use axum::Router;
 use axum::http::HeaderMap;
 use axum::response::Redirect;
 use axum::routing::get;
-use launch::plugins::{Registry, ToolError};
-use launch_tests::{PluginDir, call_ok as ok, tool_error as failed};
+use launch::plugins::{LoadOptions, Registry, ToolError};
+use launch_tests::{PluginDir, Server, call_ok as ok, tool_error as failed};
 use serde_json::{Value, json};
 
 fn load(dir: &PluginDir) -> Registry {
@@ -475,7 +475,23 @@ async fn test_server(seen: Seen) -> SocketAddr {
             "/away",
             get(|| async { Redirect::temporary("http://127.0.0.2:9/stolen") }),
         )
-        .route("/big", get(|| async { "x".repeat(3 << 20) }));
+        .route("/big", get(|| async { "x".repeat(3 << 20) }))
+        // A server that reflects what it was sent, in its body and a header.
+        .route(
+            "/echo",
+            get(|headers: HeaderMap| async move {
+                let key = headers
+                    .get("x-api-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                let body: String = headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or("")))
+                    .collect();
+                ([("x-echo", key)], body)
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -742,4 +758,457 @@ async fn sockets_denied_even_with_http_grants() {
         listener.accept().is_err(),
         "a raw connection reached the host"
     );
+}
+
+// ------------------------------------------- round two: the outside review
+// One test (or more) per finding of the second sandbox review (issue 14).
+
+/// A manifest granting `host` at guest path `guest`.
+fn dir_grant(host: &std::path::Path, guest: &str, mode: &str) -> String {
+    format!(
+        "[grants]\ndirs = [{{ host = \"{}\", guest = \"{guest}\", mode = \"{mode}\" }}]\n",
+        host.display()
+    )
+}
+
+#[tokio::test]
+async fn fs_grant_stays_pinned_when_its_path_is_swapped_for_a_symlink() {
+    // Finding 1: the grant was reopened by path on every call, so whoever
+    // could rename the granted folder and put a symlink in its place (another
+    // plugin with a writable grant above it) redirected it anywhere.
+    let shared = tempfile::tempdir().unwrap();
+    let inner = shared.path().join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    std::fs::write(inner.join("mine.txt"), "mine").unwrap();
+    let dir = PluginDir::new().fixture("fs-probe");
+    let target = dir.data.path().join("cache");
+    let dir = dir.manifest("fs-probe", &dir_grant(&inner, "/inner", "read-write"));
+    let r = load(&dir);
+    assert_eq!(
+        ok(&r, "fs_probe_list_dir", json!({"path": "/inner"})).await,
+        json!(["mine.txt"])
+    );
+    std::fs::rename(&inner, shared.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(&target, &inner).unwrap();
+    assert_eq!(
+        ok(&r, "fs_probe_list_dir", json!({"path": "/inner"})).await,
+        json!(["mine.txt"]),
+        "the grant followed the swapped-in symlink"
+    );
+    ok(
+        &r,
+        "fs_probe_write_file",
+        json!({"path": "/inner/new.txt", "content": "x"}),
+    )
+    .await;
+    assert!(shared.path().join("moved/new.txt").is_file());
+    assert!(!target.join("new.txt").exists(), "wrote into the data folder");
+}
+
+#[tokio::test]
+async fn fs_writable_grants_of_two_plugins_may_not_nest_read_only_ones_may_share() {
+    // Finding 1: A granted `S` read-write and B granted `S/inner` could
+    // combine into an escape; such a pair is refused (B, the later one).
+    let shared = tempfile::tempdir().unwrap();
+    let inner = shared.path().join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    let dir = PluginDir::new()
+        .fixture_as("fs-probe", "a")
+        .manifest("a", &dir_grant(shared.path(), "/s", "read-write"))
+        .fixture_as("fs-probe", "b")
+        .manifest("b", &dir_grant(&inner, "/inner", "read-only"));
+    let r = dir.load();
+    let loaded: Vec<&str> = r.report().loaded.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(loaded, ["a"]);
+    let err = &r.report().failed[0];
+    assert!(err.path.ends_with("b.wasm"), "{err:?}");
+    assert!(
+        err.error.contains("nests with") && err.error.contains("plugin `a`") && err.error.contains("read-write"),
+        "{}",
+        err.error
+    );
+    // Read-only grants of one tree can be shared: nobody can change it.
+    let dir = PluginDir::new()
+        .fixture_as("fs-probe", "a")
+        .manifest("a", &dir_grant(shared.path(), "/s", "read-only"))
+        .fixture_as("fs-probe", "b")
+        .manifest("b", &dir_grant(&inner, "/inner", "read-only"));
+    assert_eq!(load(&dir).report().loaded.len(), 2);
+}
+
+#[tokio::test]
+async fn fs_grants_inside_above_or_linked_into_the_data_folder_are_refused() {
+    // Finding 2: only the compile cache and the plugins folder were refused;
+    // a grant of `data/vectors` loaded and the guest wrote into the index.
+    let outside = tempfile::tempdir().unwrap();
+    let mut dir = PluginDir::new().fixture("fs-probe");
+    let data = dir.data.path().to_owned();
+    std::fs::create_dir_all(data.join("vectors")).unwrap();
+    let link = outside.path().join("link");
+    std::os::unix::fs::symlink(data.join("vectors"), &link).unwrap();
+    for (host, mode) in [
+        (data.join("vectors"), "read-write"),
+        (data.clone(), "read-only"),
+        (data.parent().unwrap().to_owned(), "read-only"),
+        (link, "read-write"),
+    ] {
+        dir = dir.manifest("fs-probe", &dir_grant(&host, "/d", mode));
+        let r = dir.load();
+        assert!(r.report().loaded.is_empty(), "{} loaded", host.display());
+        let err = &r.report().failed[0].error;
+        assert!(
+            err.contains("holds the server's plugins or data"),
+            "{}: {err}",
+            host.display()
+        );
+    }
+    // A folder beside the data folder is fine.
+    dir = dir.manifest("fs-probe", &dir_grant(outside.path(), "/d", "read-write"));
+    assert_eq!(load(&dir).report().loaded.len(), 1);
+}
+
+#[tokio::test]
+async fn result_amplification_is_refused_at_the_output_limit() {
+    // Finding 3: `list<flags>`, `list<result>` and `list<record>` results
+    // turned 0.5-2 MiB of guest memory into gigabytes of host memory before
+    // the output limit applied.
+    let dir = PluginDir::new().wat("amplify", "amplify");
+    let r = load(&dir);
+    for (tool, n) in [
+        ("amplify_flags_list", 131_072),
+        ("amplify_results_list", 2_097_152),
+        ("amplify_records_list", 262_144),
+    ] {
+        let err = r.call(tool, &json!({"n": n})).await.unwrap_err();
+        assert_eq!(err.code(), "output_too_large", "{tool}: {err}");
+        assert!(err.to_string().contains("1048576-byte output limit"), "{err}");
+    }
+    // Results of the same types within the limit come back whole.
+    let flags = ok(&r, "amplify_flags_list", json!({"n": 3})).await;
+    assert_eq!(flags.as_array().unwrap().len(), 3);
+    assert_eq!(flags[2].as_array().unwrap().len(), 32);
+    assert_eq!(flags[0][0], "a");
+    assert_eq!(
+        ok(&r, "amplify_results_list", json!({"n": 2})).await,
+        json!([{"ok": null}, {"ok": null}])
+    );
+    let records = ok(&r, "amplify_records_list", json!({"n": 1000})).await;
+    assert_eq!(records[999]["h"], true);
+}
+
+/// The peak resident memory of a process (its high-water mark), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+#[tokio::test]
+async fn result_amplification_keeps_the_servers_memory_bounded() {
+    // Finding 3, end to end: three such calls at once took `launch serve`
+    // from 82 MiB to 5.4 GiB. Now a call's result costs the host a small
+    // multiple of the 1 MiB output limit.
+    let dir = PluginDir::new().wat("amplify", "amplify");
+    let server = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    // Warm up the paths the calls take, then take the baseline.
+    let warm = client
+        .post(format!("{}/v1/tools/amplify_flags_list/invoke", server.url))
+        .json(&json!({"n": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(warm.status(), 200);
+    let baseline = peak_rss(server.pid());
+    let calls = ["amplify_flags_list", "amplify_results_list", "amplify_records_list"]
+        .map(|tool| {
+            let (client, url) = (client.clone(), format!("{}/v1/tools/{tool}/invoke", server.url));
+            tokio::spawn(async move {
+                let n = if tool == "amplify_results_list" { 2_097_152 } else { 262_144 };
+                let reply = client.post(url).json(&json!({"n": n})).send().await.unwrap();
+                (reply.status(), reply.json::<Value>().await.unwrap())
+            })
+        });
+    for call in calls {
+        let (status, body) = call.await.unwrap();
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["code"], "output_too_large", "{body}");
+    }
+    let grown = peak_rss(server.pid()).saturating_sub(baseline);
+    assert!(
+        grown < 192 << 20,
+        "three amplified results grew the server by {} MiB",
+        grown >> 20
+    );
+}
+
+#[tokio::test]
+async fn a_type_bomb_is_refused_at_load_with_the_bound_it_passed() {
+    // Finding 4: a 2 KB component whose parameter type expands to ~500,000
+    // nodes cost 1.7 GB and 6 s to describe, and 141 MB of JSON Schema.
+    let bomb = launch_tests::wat_component("type-bomb");
+    assert!(bomb.len() < 4096, "{} bytes", bomb.len());
+    let dir = PluginDir::new().wat("type-bomb", "bomb").fixture("slow");
+    let started = Instant::now();
+    let r = dir.load();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let err = &r.report().failed[0];
+    assert!(err.path.ends_with("bomb.wasm"));
+    assert!(
+        err.error.contains("too large to describe") && err.error.contains("type nodes"),
+        "{}",
+        err.error
+    );
+    assert_eq!(r.report().loaded.len(), 1, "the other plugin still loads");
+}
+
+#[tokio::test]
+async fn two_hogs_cannot_take_the_instance_slots_of_a_calm_plugin() {
+    // Finding 5: two plugins granted nothing, each at its default
+    // concurrency, took every pooled instance slot; everyone else's calls
+    // failed with "too many plugin instances".
+    let hog = "[limits]\ntimeout_ms = 1500\n";
+    let dir = PluginDir::new()
+        .wat("hog", "hog-a")
+        .manifest("hog-a", hog)
+        .wat("hog", "hog-b")
+        .manifest("hog-b", hog)
+        .fixture("spin");
+    let r = Arc::new(load(&dir));
+    let lowered: Vec<u32> = r
+        .report()
+        .loaded
+        .iter()
+        .filter(|p| p.name.starts_with("hog"))
+        .map(|p| p.policy.limits.max_concurrency)
+        .collect();
+    assert!(
+        lowered.iter().all(|&k| (1..32).contains(&k)),
+        "the hogs keep a share below what they ask for: {lowered:?}"
+    );
+    let hogs: Vec<_> = (0..80)
+        .map(|i| {
+            let r = r.clone();
+            let tool = if i % 2 == 0 { "hog_a_spin" } else { "hog_b_spin" };
+            tokio::spawn(async move { r.call(tool, &json!({})).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for n in 0..20 {
+        assert_eq!(ok(&r, "spin_count", json!({"n": n})).await, json!(n));
+    }
+    for hog in hogs {
+        let err = hog.await.unwrap().unwrap_err();
+        assert_eq!(err.code(), "timeout", "{err}");
+    }
+}
+
+#[tokio::test]
+async fn secrets_a_granted_server_echoes_back_are_redacted() {
+    // Finding 8: a server reflecting request headers handed the injected
+    // secret to the guest.
+    let addr = test_server(Seen::default()).await;
+    let manifest = format!(
+        "[limits]\nmax_output_bytes = 16777216\n[grants]\nsecrets = {{ token = \"LAUNCH_TEST_ECHO_SECRET\" }}\nhttp = [{{ url = \"http://127.0.0.1:{}\", headers = {{ x-api-key = \"key ${{token}}\" }} }}]\n",
+        addr.port()
+    );
+    // SAFETY: set before any thread of this test reads the environment for it.
+    unsafe { std::env::set_var("LAUNCH_TEST_ECHO_SECRET", "s3cr3t-value-42") };
+    let (_d, r) = one("http-probe", &manifest);
+    let reply = ok(
+        &r,
+        "http_probe_get",
+        json!({"url": format!("http://{addr}/echo")}),
+    )
+    .await;
+    let body = reply["body"].as_str().unwrap();
+    assert!(body.contains("x-api-key: [REDACTED]"), "{body}");
+    assert!(!body.contains("s3cr3t"), "{body}");
+}
+
+#[tokio::test]
+async fn a_newcomer_cannot_take_an_established_plugins_tool_name() {
+    // Finding 10: `victim-read.wasm` exporting `file` became the tool
+    // `victim_read_file`, and the existing `victim.wasm` (exporting
+    // `read-file`) was skipped whole, because it sorts later.
+    let dir = PluginDir::new().fixture_as("fs-probe", "victim");
+    let first = load(&dir);
+    assert!(first.get("victim_read_file").is_ok());
+    drop(first);
+    let dir = dir.wat("victim-read", "victim-read");
+    let r = dir.load();
+    assert_eq!(r.get("victim_read_file").unwrap().plugin.name.as_ref(), "victim");
+    let err = &r.report().failed[0];
+    assert!(err.path.ends_with("victim-read.wasm"), "{err:?}");
+    assert!(
+        err.error.contains("`victim_read_file` is already provided by plugin `victim`"),
+        "{}",
+        err.error
+    );
+
+    // With no record yet (a fresh data folder), the file that was there
+    // first wins: the older one.
+    let fresh = PluginDir::new()
+        .fixture_as("fs-probe", "victim")
+        .wat("victim-read", "victim-read");
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(fresh.path().join("victim.wasm"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let r = fresh.load();
+    assert_eq!(r.get("victim_read_file").unwrap().plugin.name.as_ref(), "victim");
+}
+
+#[test]
+fn guest_output_cannot_forge_server_log_lines() {
+    // Finding 9: a guest's output with a newline and a timestamp started a
+    // line that looked like the server's own.
+    let dir = PluginDir::new().fixture("host-api").fixture("trap");
+    let forged = "ok\n2026-12-03T10:00:00.000000Z ERROR launch::server: FORGED\r\x1b[31m";
+    for (tool, args) in [
+        ("host_api_log_hello", json!({"message": forged})),
+        ("trap_panic", json!({"message": forged})),
+    ] {
+        let out = std::process::Command::new(launch_tests::launch_bin())
+            .args(["tools", "call", tool, &args.to_string()])
+            .arg("--plugins")
+            .arg(dir.path())
+            .arg("--data-dir")
+            .arg(dir.data.path())
+            .env("LAUNCH_LOG", "trace")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(log.contains("FORGED"), "{tool}: the guest text is logged: {log}");
+        for line in log.lines() {
+            assert!(
+                !line.contains("FORGED") || line.contains("plugin"),
+                "{tool}: a guest line stands alone: {line:?}"
+            );
+        }
+        assert!(!log.contains('\x1b') && !log.contains('\r'), "{tool}: {log:?}");
+    }
+}
+
+/// A TLS server on `addr` answering every request with `who`, with a
+/// certificate for `localhost` issued by a CA the test makes.
+async fn tls_server(addr: SocketAddr, who: &'static str, leaf: &rcgen::Certificate, key: &rcgen::KeyPair) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{who}",
+                    who.len()
+                );
+                let _ = tls.write_all(reply.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn https_is_pinned_to_the_checked_address_against_dns_rebinding() {
+    // Finding 11: plain HTTP was sent to the checked address, HTTPS resolved
+    // the name again. Here the gate's resolver answers 127.0.0.2 for
+    // `localhost` while the system's says 127.0.0.1, where an impostor with a
+    // valid certificate for the name listens on the same port: a request that
+    // resolves again reaches the impostor.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let checked = tls_server("127.0.0.2:0".parse().unwrap(), "checked", &leaf, &leaf_key).await;
+    let port = checked.port();
+    let impostor = tokio::net::TcpListener::bind(("127.0.0.1", port)).await;
+    let Ok(impostor) = impostor else {
+        panic!("127.0.0.1:{port} is taken; rerun");
+    };
+    drop(impostor);
+    tls_server(SocketAddr::from(([127, 0, 0, 1], port)), "impostor", &leaf, &leaf_key).await;
+
+    let dir = PluginDir::new().fixture("http-probe");
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let dir = dir.manifest(
+        "http-probe",
+        &format!("[grants]\nhttp = [{{ url = \"https://localhost:{port}\", ca = \"ca.pem\" }}]\n"),
+    );
+    let options = launch::plugins::LoadOptions {
+        resolver: launch::plugins::Resolver::new(move |_host, port| async move {
+            Ok(vec![SocketAddr::from(([127, 0, 0, 2], port))])
+        }),
+        ..dir.options()
+    };
+    let r = Registry::load(&options).unwrap();
+    assert!(r.report().failed.is_empty(), "{:#?}", r.report().failed);
+    let reply = ok(
+        &r,
+        "http_probe_get",
+        json!({"url": format!("https://localhost:{port}/")}),
+    )
+    .await;
+    assert_eq!(reply["body"], "checked", "{reply}");
+
+    // The certificate is still verified against the name: a grant trusting
+    // only the public roots refuses the test CA's certificate.
+    let dir = PluginDir::new().fixture("http-probe").manifest(
+        "http-probe",
+        &format!("[grants]\nhttp = [\"https://localhost:{port}\"]\n"),
+    );
+    let r = Registry::load(&LoadOptions {
+        resolver: launch::plugins::Resolver::new(move |_host, port| async move {
+            Ok(vec![SocketAddr::from(([127, 0, 0, 2], port))])
+        }),
+        ..dir.options()
+    })
+    .unwrap();
+    let err = failed(
+        &r,
+        "http_probe_get",
+        json!({"url": format!("https://localhost:{port}/")}),
+    )
+    .await;
+    assert!(err.contains("TLS") || err.contains("Tls"), "{err}");
 }

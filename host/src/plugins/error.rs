@@ -69,14 +69,12 @@ pub enum ToolError {
     },
     /// The result was larger than allowed.
     #[error(
-        "plugin `{plugin}` returned {size} bytes, more than its {limit}-byte output limit; ask for less data"
+        "plugin `{plugin}` returned more than its {limit}-byte output limit; ask for less data"
     )]
     OutputTooLarge {
         /// Plugin name.
         plugin: String,
-        /// Size of the JSON result.
-        size: u64,
-        /// The limit.
+        /// The limit, in bytes of JSON.
         limit: u64,
     },
     /// The host could not start an instance (e.g. every instance slot is busy).

@@ -15,6 +15,8 @@ mod bindings {
 
 use bindings::launch::plugin::{config, log};
 
+use super::stdio::escape_guest_text;
+
 /// Most log records one call may write; the rest are counted and dropped.
 const MAX_RECORDS_PER_CALL: u32 = 1000;
 /// Longest message or field value kept in a log record.
@@ -85,9 +87,10 @@ impl log::Host for PluginApi {
         let fields: Vec<String> = fields
             .iter()
             .take(32)
-            .map(|(k, v)| format!("{}={:?}", clip(k), clip(v)))
+            .map(|(k, v)| format!("{}={:?}", escape_guest_text(clip(k)), clip(v)))
             .collect();
-        let (plugin, message, fields) = (&*self.plugin, clip(&message), fields.join(" "));
+        let message = escape_guest_text(clip(&message));
+        let (plugin, fields) = (&*self.plugin, fields.join(" "));
         match level {
             log::Level::Trace => {
                 tracing::trace!(target: "launch::plugin", plugin, fields, "{message}")

@@ -4,10 +4,11 @@
 //! In order, a request must: match an allowlist pattern of the manifest
 //! (scheme, host and port); carry credential headers only where the matching
 //! grant allows them; resolve (on the host) to public addresses unless the
-//! pattern names a private host explicitly (SSRF). Plain-HTTP requests are then
-//! pinned to the checked address so a second DNS answer cannot redirect them
-//! (for HTTPS the certificate check binds the name). Timeouts are clamped to
-//! the call's deadline and response bodies are capped. Redirects are never
+//! pattern names a private host explicitly (SSRF). The request is then sent to
+//! the checked address itself (`http_client.rs`), HTTPS included, so a second
+//! DNS answer cannot redirect it (the TLS handshake still verifies the name).
+//! Timeouts are clamped to the call's deadline, response bodies are capped, and
+//! injected secrets a server echoes back are redacted. Redirects are never
 //! followed by the host: each hop is a new request and passes the gate again.
 
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +26,7 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
+use super::http_client;
 use super::http_policy::{HostPattern, is_public};
 use super::manifest::{Manifest, secret_references};
 
@@ -35,12 +37,113 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 struct Rule {
     pattern: HostPattern,
     credentials: bool,
+    /// Roots HTTPS servers must chain to (the grant's `ca`, else the public web's).
+    tls: Arc<rustls::ClientConfig>,
     inject: Vec<(HeaderName, HeaderValue)>,
+    /// What the guest must never read back: the injected header values and
+    /// the secrets in them.
+    redact: Arc<Redactions>,
+}
+
+/// What replaces a secret the server echoes back.
+const REDACTED: &[u8] = b"[REDACTED]";
+/// Secrets shorter than this are not searched for in responses: matching
+/// them would garble ordinary data (docs/manifest.md says so).
+const MIN_REDACTED_LEN: usize = 6;
+
+/// Byte strings to blank out of a response before the guest reads it.
+#[derive(Default)]
+struct Redactions {
+    needles: Vec<Vec<u8>>,
+    longest: usize,
+}
+
+impl Redactions {
+    fn new(values: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        let mut needles: Vec<Vec<u8>> = values
+            .into_iter()
+            .filter(|v| v.len() >= MIN_REDACTED_LEN)
+            .collect();
+        // Longest first, so a header value wins over the secret inside it.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        let longest = needles.first().map_or(0, Vec::len);
+        Self { needles, longest }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+
+    /// `data` with every needle replaced.
+    fn apply(&self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len());
+        let mut i = 0;
+        'scan: while i < data.len() {
+            for needle in &self.needles {
+                if data[i..].starts_with(needle) {
+                    out.extend_from_slice(REDACTED);
+                    i += needle.len();
+                    continue 'scan;
+                }
+            }
+            out.push(data[i]);
+            i += 1;
+        }
+        out
+    }
+}
+
+/// Resolves a host name to socket addresses. The system resolver in
+/// production; the one seam where a test can stand in for DNS (to show that a
+/// connection goes to the address that was checked, not to a second answer).
+#[derive(Clone)]
+pub struct Resolver(
+    Arc<
+        dyn Fn(String, u16) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>
+            + Send
+            + Sync,
+    >,
+);
+
+impl Resolver {
+    /// A resolver answering with `resolve`.
+    pub fn new<F, Fut>(resolve: F) -> Self
+    where
+        F: Fn(String, u16) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'static,
+    {
+        Self(Arc::new(move |host, port| Box::pin(resolve(host, port))))
+    }
+
+    /// The operating system's resolver (getaddrinfo).
+    pub fn system() -> Self {
+        Self::new(|host: String, port| async move {
+            Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect())
+        })
+    }
+
+    async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        (self.0)(host.to_owned(), port).await
+    }
+}
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
 }
 
 /// A plugin's outbound HTTP policy, built once at load.
 pub struct HttpPolicy {
     rules: Vec<Rule>,
+    resolver: Resolver,
     any_credentials: bool,
     max_response_bytes: u64,
     deadline: Duration,
@@ -51,11 +154,13 @@ impl HttpPolicy {
     pub fn new(
         manifest: &Manifest,
         secrets: &std::collections::BTreeMap<String, String>,
+        resolver: Resolver,
     ) -> anyhow::Result<Self> {
         let mut rules = Vec::new();
         for grant in &manifest.grants.http {
             let pattern = HostPattern::parse(&grant.url)?;
             let mut inject = Vec::new();
+            let mut hidden = Vec::new();
             for (name, template) in &grant.headers {
                 let mut value = template.clone();
                 for reference in secret_references(template) {
@@ -64,6 +169,10 @@ impl HttpPolicy {
                         .map(String::as_str)
                         .unwrap_or_default();
                     value = value.replace(&format!("${{{reference}}}"), secret);
+                    hidden.push(secret.as_bytes().to_vec());
+                }
+                if value != *template {
+                    hidden.push(value.as_bytes().to_vec());
                 }
                 let mut value = HeaderValue::from_str(&value).map_err(|_| {
                     anyhow::anyhow!(
@@ -73,19 +182,47 @@ impl HttpPolicy {
                 value.set_sensitive(true);
                 inject.push((HeaderName::from_bytes(name.as_bytes())?, value));
             }
+            let tls = match &grant.ca {
+                Some(path) => Arc::new(http_client::with_roots(load_roots(path)?)),
+                None => http_client::public_roots(),
+            };
             rules.push(Rule {
                 pattern,
                 credentials: grant.credentials,
+                tls,
                 inject,
+                redact: Arc::new(Redactions::new(hidden)),
             });
         }
         Ok(Self {
             any_credentials: rules.iter().any(|r| r.credentials),
             rules,
+            resolver,
             max_response_bytes: manifest.limits.max_http_response_bytes,
             deadline: manifest.limits.timeout,
         })
     }
+}
+
+/// The root certificates in a PEM file (a grant's `ca`).
+fn load_roots(path: &std::path::Path) -> anyhow::Result<rustls::RootCertStore> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| {
+        anyhow::anyhow!("grants.http: cannot read the CA file {}: {e}", path.display())
+    })? {
+        let cert = cert.map_err(|e| {
+            anyhow::anyhow!("grants.http: the CA file {} is not valid PEM: {e}", path.display())
+        })?;
+        roots.add(cert).map_err(|e| {
+            anyhow::anyhow!("grants.http: a certificate in {} is unusable: {e}", path.display())
+        })?;
+    }
+    if roots.is_empty() {
+        anyhow::bail!("grants.http: the CA file {} holds no certificate", path.display());
+    }
+    Ok(roots)
 }
 
 /// Per-call gate over the plugin's [`HttpPolicy`].
@@ -188,8 +325,8 @@ impl WasiHttpHooks for HttpGate {
         let in_flight = self.in_flight.clone();
         Box::new(async move {
             let uri = request.uri().clone();
-            let request = match admit(&policy, request).await {
-                Ok(request) => request,
+            let admitted = match admit(&policy, request).await {
+                Ok(admitted) => admitted,
                 Err(refusal) => {
                     if denials.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < MAX_DENIAL_LOGS
                     {
@@ -204,14 +341,19 @@ impl WasiHttpHooks for HttpGate {
                 .acquire_owned()
                 .await
                 .map_err(|_| HttpError::ConnectionLimitReached)?;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let Admitted {
+                request,
+                addr,
+                tls,
+                redact,
+            } = admitted;
+            let (response, io) = http_client::send(request, addr, tls, options).await?;
             let io = async move {
                 let _permit = permit;
                 io.await
             };
             let limit = policy.max_response_bytes;
-            let response = response.map(|body| {
+            let mut response = response.map(|body| {
                 LimitedBody {
                     inner: body.boxed_unsync(),
                     remaining: limit,
@@ -219,6 +361,23 @@ impl WasiHttpHooks for HttpGate {
                 }
                 .boxed_unsync()
             });
+            if !redact.is_empty() {
+                for value in response.headers_mut().values_mut() {
+                    let redacted = redact.apply(value.as_bytes());
+                    if redacted != value.as_bytes() {
+                        *value = HeaderValue::from_bytes(&redacted)
+                            .unwrap_or_else(|_| HeaderValue::from_static("[REDACTED]"));
+                    }
+                }
+                response = response.map(|body| {
+                    RedactingBody {
+                        inner: body,
+                        redact,
+                        carry: Vec::new(),
+                    }
+                    .boxed_unsync()
+                });
+            }
             Ok((
                 response,
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
@@ -227,11 +386,21 @@ impl WasiHttpHooks for HttpGate {
     }
 }
 
-/// Applies the policy to one request, returning it ready to send.
+/// A request the policy let through, with where and how to send it.
+struct Admitted {
+    request: http::Request<WasiBody>,
+    /// The address that was checked: the only one the request may go to.
+    addr: SocketAddr,
+    tls: Option<http_client::Tls>,
+    /// What must be redacted from the response.
+    redact: Arc<Redactions>,
+}
+
+/// Applies the policy to one request.
 async fn admit(
     policy: &HttpPolicy,
     mut request: http::Request<WasiBody>,
-) -> Result<http::Request<WasiBody>, Refusal> {
+) -> Result<Admitted, Refusal> {
     let uri = request.uri().clone();
     // User info in the authority (`a@host`) is a classic parser differential.
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
@@ -259,14 +428,10 @@ async fn admit(
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = match bare_host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::time::timeout(
-            MAX_CONNECT_TIMEOUT,
-            tokio::net::lookup_host((bare_host, port)),
-        )
-        .await
-        .map_err(|_| Refusal::Unresolvable(host.clone()))?
-        .map_err(|_| Refusal::Unresolvable(host.clone()))?
-        .collect(),
+        Err(_) => tokio::time::timeout(MAX_CONNECT_TIMEOUT, policy.resolver.resolve(bare_host, port))
+            .await
+            .map_err(|_| Refusal::Unresolvable(host.clone()))?
+            .map_err(|_| Refusal::Unresolvable(host.clone()))?,
     };
     let first = check_destination(&rule.pattern, &addrs).map_err(|e| match e {
         Some(ip) => Refusal::Private(ip),
@@ -276,16 +441,23 @@ async fn admit(
     for (name, value) in &rule.inject {
         request.headers_mut().insert(name.clone(), value.clone());
     }
-    if scheme == "http" {
-        // Pin plain HTTP to the address just checked; the Host header keeps the name.
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let pinned = match first.ip() {
-            IpAddr::V4(ip) => format!("http://{ip}:{port}{path}"),
-            IpAddr::V6(ip) => format!("http://[{ip}]:{port}{path}"),
-        };
-        *request.uri_mut() = pinned.parse().map_err(|_| Refusal::NotAllowed)?;
-    }
-    Ok(request)
+    let tls = match scheme.as_str() {
+        "https" => Some(http_client::Tls {
+            name: match bare_host.parse::<IpAddr>() {
+                Ok(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
+                Err(_) => rustls::pki_types::ServerName::try_from(bare_host.to_owned())
+                    .map_err(|_| Refusal::NotAllowed)?,
+            },
+            config: rule.tls.clone(),
+        }),
+        _ => None,
+    };
+    Ok(Admitted {
+        request,
+        addr: first,
+        tls,
+        redact: rule.redact.clone(),
+    })
 }
 
 /// The address to connect to, if every resolved address is allowed: public,
@@ -365,9 +537,83 @@ impl Body for LimitedBody {
     }
 }
 
+/// A response body with the injected secrets blanked out, also where one
+/// spans two frames (the last `longest - 1` bytes wait for the next frame).
+struct RedactingBody {
+    inner: WasiBody,
+    redact: Arc<Redactions>,
+    carry: Vec<u8>,
+}
+
+impl Body for RedactingBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        loop {
+            return match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        let mut pending = std::mem::take(&mut self.carry);
+                        pending.extend_from_slice(&data);
+                        let mut clean = self.redact.apply(&pending);
+                        let keep = self.redact.longest.saturating_sub(1).min(clean.len());
+                        self.carry = clean.split_off(clean.len() - keep);
+                        if clean.is_empty() {
+                            continue;
+                        }
+                        Poll::Ready(Some(Ok(Frame::data(clean.into()))))
+                    }
+                    Err(frame) => Poll::Ready(Some(Ok(frame))),
+                },
+                Poll::Ready(None) if !self.carry.is_empty() => {
+                    let rest = std::mem::take(&mut self.carry);
+                    Poll::Ready(Some(Ok(Frame::data(rest.into()))))
+                }
+                other => other,
+            };
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.carry.is_empty() && self.inner.is_end_stream()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_redacted_also_across_frame_boundaries() {
+        let redact = Redactions::new([b"s3cr3t-token".to_vec(), b"Bearer s3cr3t-token".to_vec(), b"abc".to_vec()]);
+        assert_eq!(
+            redact.apply(b"auth: Bearer s3cr3t-token; raw s3cr3t-token; abc"),
+            b"auth: [REDACTED]; raw [REDACTED]; abc".to_vec()
+        );
+        let text = b"xx s3cr3t-token yy s3cr3t-token".to_vec();
+        for split in 0..text.len() {
+            let mut body = RedactingBody {
+                inner: http_body_util::StreamBody::new(futures::stream::iter([
+                    Ok::<_, HttpError>(Frame::data(Bytes::copy_from_slice(&text[..split]))),
+                    Ok(Frame::data(Bytes::copy_from_slice(&text[split..]))),
+                ]))
+                .boxed_unsync(),
+                redact: Arc::new(Redactions::new([b"s3cr3t-token".to_vec()])),
+                carry: Vec::new(),
+            };
+            let mut out = Vec::new();
+            let waker = futures::task::noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            while let Poll::Ready(Some(frame)) = Pin::new(&mut body).poll_frame(&mut cx) {
+                out.extend_from_slice(&frame.unwrap().into_data().unwrap());
+            }
+            assert_eq!(out, b"xx [REDACTED] yy [REDACTED]".to_vec(), "split at {split}");
+        }
+    }
 
     fn addrs(list: &[&str]) -> Vec<SocketAddr> {
         list.iter().map(|a| a.parse().unwrap()).collect()

@@ -115,6 +115,9 @@ pub struct HttpGrant {
     /// Headers the host adds to every request to matching hosts. Values may
     /// reference secrets as `${NAME}`; the guest never sees the result.
     pub headers: BTreeMap<String, String>,
+    /// A PEM file of the only root certificates HTTPS servers of this grant
+    /// may chain to (a private CA); the public web roots when absent.
+    pub ca: Option<PathBuf>,
 }
 
 /// A validated manifest, ready for the runtime.
@@ -207,6 +210,7 @@ struct RawHttpDetail {
     credentials: bool,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -387,13 +391,24 @@ fn validate_grants(raw: RawGrants, base: &Path) -> Result<Grants, ParseFailure> 
                 url,
                 credentials: false,
                 headers: BTreeMap::new(),
+                ca: None,
             },
             RawHttpGrant::Detailed(d) => HttpGrant {
                 url: d.url,
                 credentials: d.credentials,
                 headers: d.headers,
+                ca: d.ca.map(|ca| base.join(ca)),
             },
         };
+        if let Some(ca) = &grant.ca
+            && !ca.is_file()
+        {
+            return Err(invalid(format!(
+                "grants.http: the CA file {} of {} does not exist (relative paths are relative to the manifest's folder)",
+                ca.display(),
+                grant.url
+            )));
+        }
         crate::plugins::http_policy::HostPattern::parse(&grant.url)
             .map_err(|e| invalid(format!("grants.http: {e}")))?;
         for (name, value) in &grant.headers {

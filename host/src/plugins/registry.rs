@@ -14,17 +14,23 @@ use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, Linker};
 
+use super::admission;
+use super::dirs::{self, PinnedDir};
 use super::docs::{FunctionDocs, PluginDocs};
 use super::engine::{CacheOutcome, CompileCache, Engines};
+use super::http::Resolver;
 use super::error::ToolError;
 use super::manifest::Manifest;
+use super::precedence::Precedence;
 use super::runtime::{HostState, Plugin, Returns, Tool};
 use super::sdk;
-use super::shape::{Kind, Shape, WitType, object_schema};
+use super::shape::{Kind, Shape, ShapeError, TypeBudget, Unsupported, WitType, object_schema};
 use super::values::Param;
 
 /// Longest tool name every provider accepts.
 const MAX_TOOL_NAME: usize = 64;
+/// Largest description + parameter and result schemas of one tool, as JSON.
+const MAX_TOOL_SCHEMA_BYTES: usize = 256 * 1024;
 
 /// All loaded plugins and their tools.
 pub struct Registry {
@@ -78,6 +84,32 @@ impl LoadedPlugin {
     fn tools_named(&self, name: &str) -> bool {
         self.tools.iter().any(|t| t.name == name)
     }
+
+    /// The runtime plugin behind its tools (every loaded plugin has one).
+    fn runtime(&self) -> &Plugin {
+        &self.tools[0].plugin
+    }
+
+    /// Its granted directories, pinned.
+    fn dirs(&self) -> &[PinnedDir] {
+        &self.runtime().dirs
+    }
+
+    /// Why it cannot load beside `established`, which loaded first: a tool
+    /// name they share, or grants that nest with a writable one.
+    fn conflict_with(&self, established: &LoadedPlugin) -> Option<String> {
+        if let Some(tool) = self.tools.iter().find(|t| established.tools_named(&t.name)) {
+            return Some(collision(&tool.name, &established.name));
+        }
+        dirs::conflict(self.dirs(), established.dirs()).map(|(ours, theirs)| {
+            format!(
+                "grants.dirs: {} nests with {}, granted to plugin `{}`, and one of them is read-write, so one plugin could change what the other reads; grant separate directories (read-only grants may share one)",
+                ours.display(),
+                theirs.display(),
+                established.name
+            )
+        })
+    }
 }
 
 fn tool_names<S: serde::Serializer>(tools: &[Arc<Tool>], s: S) -> Result<S::Ok, S::Error> {
@@ -86,7 +118,7 @@ fn tool_names<S: serde::Serializer>(tools: &[Arc<Tool>], s: S) -> Result<S::Ok, 
 
 fn collision(tool: &str, plugin: &str) -> String {
     format!(
-        "tool name `{tool}` is already provided by plugin `{plugin}`; rename one of the files (tool names are PLUGIN_FUNCTION)"
+        "tool name `{tool}` is already provided by plugin `{plugin}`, which loaded first (plugins already in use keep their tools; a newcomer is refused); rename this file or remove `{plugin}` (tool names are PLUGIN_FUNCTION)"
     )
 }
 
@@ -180,8 +212,27 @@ pub struct FailedPlugin {
 pub struct LoadOptions {
     /// The plugins directory.
     pub dir: PathBuf,
-    /// Where compiled artifacts are cached.
+    /// The server's data folder: no grant may reach into it, and it keeps the
+    /// record of which plugins came first.
+    pub data_dir: PathBuf,
+    /// Where compiled artifacts are cached (`DATA/cache/components` unless
+    /// set otherwise); no grant may reach it either.
     pub cache_dir: PathBuf,
+    /// How outbound HTTP resolves host names (the system's resolver).
+    pub resolver: Resolver,
+}
+
+impl LoadOptions {
+    /// Plugins from `dir`, data (and the compile cache) in `data_dir`.
+    pub fn new(dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            dir: dir.into(),
+            cache_dir: data_dir.join("cache").join("components"),
+            data_dir,
+            resolver: Resolver::system(),
+        }
+    }
 }
 
 impl Registry {
@@ -195,36 +246,39 @@ impl Registry {
             ..LoadReport::default()
         };
         let mut tools: BTreeMap<String, Arc<Tool>> = BTreeMap::new();
-        let paths = discover(&options.dir)?;
+        let mut precedence = Precedence::read(&options.data_dir);
+        let paths = precedence.order(discover(&options.dir)?);
         let attempts = loader.load_all(&paths);
-        // Results are taken in name order, so the later of two plugins with
-        // the same tool name is the one skipped, however the loads interleaved.
+        // Results are taken in precedence order, so of two plugins that
+        // conflict the newcomer is the one skipped, however the loads interleaved.
+        let mut accepted: Vec<LoadedPlugin> = Vec::new();
         for (path, attempt) in paths.into_iter().zip(attempts) {
             match attempt {
-                Ok((loaded, _)) => {
-                    if let Some(clash) = loaded.tools.iter().find_map(|t| tools.get(&t.name)) {
-                        report.failed.push(FailedPlugin {
-                            path,
-                            error: collision(&clash.name, &clash.plugin.name),
-                        });
-                        continue;
-                    }
-                    for warning in &loaded.warnings {
-                        tracing::warn!(plugin = %loaded.name, "{warning}");
-                    }
-                    for tool in loaded.tools.iter().cloned() {
-                        tools.insert(tool.name.clone(), tool);
-                    }
-                    report.loaded.push(loaded);
-                }
+                Ok((loaded, _)) => match accepted.iter().find_map(|p| loaded.conflict_with(p)) {
+                    Some(error) => report.failed.push(FailedPlugin { path, error }),
+                    None => accepted.push(loaded),
+                },
                 Err(e) => report.failed.push(FailedPlugin {
                     path,
                     error: format!("{e:#}"),
                 }),
             }
         }
+        admit(&mut accepted, &mut report.failed);
+        for loaded in accepted {
+            for warning in &loaded.warnings {
+                tracing::warn!(plugin = %loaded.name, "{warning}");
+            }
+            for tool in loaded.tools.iter().cloned() {
+                tools.insert(tool.name.clone(), tool);
+            }
+            report.loaded.push(loaded);
+        }
         for failed in &report.failed {
             tracing::error!(path = %failed.path.display(), "plugin skipped: {}", failed.error);
+        }
+        if let Err(e) = precedence.record(report.loaded.iter().map(|p| p.name.as_str())) {
+            tracing::warn!(error = %format!("{e:#}"), "cannot record which plugins loaded; a newcomer's precedence falls back to file age");
         }
         Ok(Self {
             tools,
@@ -258,38 +312,42 @@ impl Registry {
             .map(|name| import_capability(name, &loaded.policy))
             .collect();
         if options.dir.is_dir() {
-            // The server loads files in name order and skips the later of two
-            // that provide the same tool name.
+            // Of two plugins that conflict the server skips the one with less
+            // precedence: once installed, this file is a newcomer unless a
+            // plugin of its name is established.
             let file_name = path.file_name().unwrap_or_default();
-            let mut collisions = Vec::new();
+            let precedence = Precedence::read(&options.data_dir);
+            let mut conflicts = Vec::new();
             // Installing this file replaces one of the same name.
-            let others: Vec<PathBuf> = discover(&options.dir)?
-                .into_iter()
-                .filter(|p| p.file_name() != Some(file_name))
-                .collect();
+            let others: Vec<PathBuf> = precedence.order(
+                discover(&options.dir)?
+                    .into_iter()
+                    .filter(|p| p.file_name() != Some(file_name))
+                    .collect(),
+            );
             for (other_path, attempt) in others.iter().zip(loader.load_all(&others)) {
-                let other_name = other_path.file_name().unwrap_or_default();
                 let Ok((other, _)) = attempt else {
                     continue;
                 };
-                let Some(tool) = loaded.tools.iter().find(|t| other.tools_named(&t.name)) else {
-                    continue;
-                };
-                if other_name < file_name {
-                    collisions.push(format!(
-                        "{} (in {})",
-                        collision(&tool.name, &other.name),
-                        options.dir.display()
-                    ));
-                } else {
+                let checked_first = precedence
+                    .position(&loaded.name)
+                    .is_some_and(|mine| precedence.position(&other.name).is_none_or(|theirs| mine < theirs));
+                if !checked_first {
+                    if let Some(error) = loaded.conflict_with(&other) {
+                        conflicts.push(format!("{error} (in {})", options.dir.display()));
+                    }
+                } else if let Some(error) = other.conflict_with(&loaded) {
                     loaded.warnings.push(format!(
-                        "tool name `{}` is also provided by plugin `{}` in {}; once this file is installed there, the server loads it first and skips `{}` (files load in name order)",
-                        tool.name, other.name, options.dir.display(), other.name
+                        "once this file is installed in {}, the server keeps it and skips `{}` ({}): `{}` loaded first before",
+                        options.dir.display(),
+                        other_path.display(),
+                        error,
+                        loaded.name,
                     ));
                 }
             }
-            if !collisions.is_empty() {
-                inspection.error = Some(collisions.join("; "));
+            if !conflicts.is_empty() {
+                inspection.error = Some(conflicts.join("; "));
             }
         }
         inspection.plugin = Some(loaded);
@@ -338,6 +396,51 @@ impl Registry {
     }
 }
 
+/// Gives each plugin its share of its engine's instance pool (see
+/// `admission.rs`): concurrency is lowered where the plugins together would
+/// overflow the pool, and a plugin not even one call fits for is refused.
+fn admit(plugins: &mut Vec<LoadedPlugin>, failed: &mut Vec<FailedPlugin>) {
+    let mut refused = Vec::new();
+    for metered in [false, true] {
+        let on_engine: Vec<usize> = (0..plugins.len())
+            .filter(|&i| plugins[i].policy.limits.fuel.is_some() == metered)
+            .collect();
+        let demands: Vec<_> = on_engine
+            .iter()
+            .map(|&i| {
+                let plugin = &plugins[i];
+                (plugin.policy.limits.max_concurrency, plugin.runtime().cost)
+            })
+            .collect();
+        for (&i, granted) in on_engine.iter().zip(admission::divide(&demands)) {
+            let plugin = &mut plugins[i];
+            let wanted = plugin.policy.limits.max_concurrency;
+            if granted == 0 {
+                refused.push(i);
+            } else if granted < wanted {
+                plugin.runtime().limit_concurrency(wanted - granted);
+                plugin.policy.limits.max_concurrency = granted;
+                plugin.warnings.push(format!(
+                    "max_concurrency lowered from {wanted} to {granted}: each call holds {} linear memories and {} tables, and the plugins together would need more instance slots than the pool has; each plugin keeps a share no other can take",
+                    plugin.runtime().cost.memories, plugin.runtime().cost.tables
+                ));
+            }
+        }
+    }
+    refused.sort_unstable();
+    for i in refused.into_iter().rev() {
+        let plugin = plugins.remove(i);
+        let cost = plugin.runtime().cost;
+        failed.push(FailedPlugin {
+            path: plugin.path,
+            error: format!(
+                "no room in the instance pool: each call holds {} linear memories and {} tables, and the other plugins' shares leave less than that; remove plugins or use components that define fewer memories",
+                cost.memories, cost.tables
+            ),
+        });
+    }
+}
+
 fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -346,9 +449,10 @@ fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     Ok(linker)
 }
 
-/// The plugins folder and the compile cache, canonical: no grant may touch them.
+/// The plugins folder, the data folder and the compile cache, canonical: no
+/// grant may reach into or contain them.
 fn protected_dirs(options: &LoadOptions) -> Vec<PathBuf> {
-    [&options.dir, &options.cache_dir]
+    [&options.dir, &options.data_dir, &options.cache_dir]
         .into_iter()
         .filter_map(|d| std::fs::canonicalize(d).ok())
         .collect()
@@ -394,15 +498,24 @@ struct Loader {
     linkers: [Linker<HostState>; 2],
     cache: CompileCache,
     protected: Vec<PathBuf>,
+    resolver: Resolver,
 }
 
 impl Loader {
     fn new(options: &LoadOptions) -> Result<Self> {
         let engines = Arc::new(Engines::new()?);
+        std::fs::create_dir_all(&options.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                options.data_dir.display()
+            )
+        })?;
+        let cache = CompileCache::new(&options.cache_dir)?;
         Ok(Self {
             linkers: [linker(&engines.plain)?, linker(&engines.metered)?],
-            cache: CompileCache::new(&options.cache_dir)?,
+            cache,
             protected: protected_dirs(options),
+            resolver: options.resolver.clone(),
             engines,
         })
     }
@@ -454,7 +567,7 @@ impl Loader {
         // A panic while decoding or compiling a hostile file must not stop
         // the server from starting: it is one more reported failure.
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            load_plugin(path, &self.engines, &self.linkers, &self.cache, &self.protected)
+            load_plugin(path, self)
         }))
         .unwrap_or_else(|_| Err(anyhow!("loading it crashed the loader (a bug in a parser it uses); the file is probably malformed")))?;
         let plugin = LoadedPlugin {
@@ -473,13 +586,14 @@ impl Loader {
     }
 }
 
-fn load_plugin(
-    path: &Path,
-    engines: &Engines,
-    linkers: &[Linker<HostState>; 2],
-    cache: &CompileCache,
-    protected: &[PathBuf],
-) -> Result<Loaded> {
+fn load_plugin(path: &Path, loader: &Loader) -> Result<Loaded> {
+    let Loader {
+        engines,
+        linkers,
+        cache,
+        protected,
+        resolver,
+    } = loader;
     let name = plugin_name(path)?;
     let manifest_path = path.with_extension("toml");
     let (manifest, manifest_path) = if manifest_path.is_file() {
@@ -487,18 +601,8 @@ fn load_plugin(
     } else {
         (Manifest::default(), None)
     };
-    for dir in &manifest.grants.dirs {
-        if let Some(p) = protected
-            .iter()
-            .find(|p| p.starts_with(&dir.host) || dir.host.starts_with(p))
-        {
-            bail!(
-                "grants.dirs: {} overlaps {}, which holds the server's plugins or data; a plugin could rewrite grants or compiled code there; grant another directory",
-                dir.host.display(),
-                p.display()
-            );
-        }
-    }
+    let dirs = dirs::pin(&manifest.grants.dirs)?;
+    dirs::check_protected(&dirs, protected)?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if !bytes.starts_with(b"\0asm") {
         bail!(
@@ -551,7 +655,15 @@ fn load_plugin(
             sdk::PACKAGE, sdk::accepted()
         ),
     })?;
-    let plugin = Arc::new(Plugin::new(name.clone(), manifest, pre)?);
+    let cost = admission::CallCost::of(&component);
+    let plugin = Arc::new(Plugin::new(
+        name.clone(),
+        manifest,
+        dirs,
+        cost,
+        resolver.clone(),
+        pre,
+    )?);
     let mut ignored_exports = Vec::new();
     let tools = derive_tools(
         &plugin,
@@ -638,7 +750,9 @@ fn derive_tools(
         }
     }
     let mut tools: Vec<Tool> = Vec::new();
+    let mut budget = TypeBudget::default();
     for (interface, func, ty) in found {
+        budget.next_tool();
         let export_name = match &interface {
             Some(i) => format!("{i}#{func}"),
             None => func.clone(),
@@ -662,7 +776,7 @@ fn derive_tools(
             ignored_exports.push(export_name);
             continue;
         }
-        match describe_function(&ty, wit_func, docs) {
+        match describe_function(&ty, wit_func, docs, &mut budget) {
             Ok((params, returns, fdocs)) => {
                 if docs.is_some() && fdocs.summary.is_empty() {
                     warnings.push(format!("function `{export_name}` has no `///` doc comment; the model sees no description for tool `{name}`"));
@@ -696,7 +810,15 @@ fn derive_tools(
                     Returns::Value(s) => Some(s.schema()),
                     Returns::Fallible { ok, .. } => ok.as_ref().map(Shape::schema),
                 };
+                let schema_bytes = serde_json::to_vec(&(&description, &parameters, &output_schema))
+                    .map_or(usize::MAX, |v| v.len());
+                if schema_bytes > MAX_TOOL_SCHEMA_BYTES {
+                    bail!(
+                        "tool `{name}` would be described to the model with {schema_bytes} bytes of schema and docs, more than {MAX_TOOL_SCHEMA_BYTES}; simplify the types or shorten the docs of `{export_name}`"
+                    );
+                }
                 tools.push(Tool {
+                    hostcall_fuel: super::runtime::hostcall_fuel(&returns, &plugin.manifest.limits),
                     name,
                     plugin: plugin.clone(),
                     export_name,
@@ -708,6 +830,9 @@ fn derive_tools(
                     export: export_index,
                 });
             }
+            Err(ShapeError::TooLarge(why)) => bail!(
+                "the types of `{export_name}` are too large to describe to a model ({why}); simplify its parameters and result"
+            ),
             Err(e) => warnings.push(format!(
                 "function `{export_name}` is not offered as a tool: {e}"
             )),
@@ -740,7 +865,14 @@ fn describe_function(
     ty: &ComponentFunc,
     wit: Option<&wit_parser::Function>,
     docs: Option<&PluginDocs>,
-) -> Result<Described, super::shape::Unsupported> {
+    budget: &mut TypeBudget,
+) -> Result<Described, ShapeError> {
+    let context = |what: String| {
+        move |e: ShapeError| match e {
+            ShapeError::Unsupported(u) => Unsupported(format!("{what} is {}", u.0)).into(),
+            too_large => too_large,
+        }
+    };
     let wit_params = wit
         .map(|f| &f.params)
         .filter(|p| p.len() == ty.params().len());
@@ -754,8 +886,8 @@ fn describe_function(
             });
         params.push(Param {
             name: name.to_owned(),
-            shape: Shape::from_type(&param_ty, wit_ty)
-                .map_err(|e| super::shape::Unsupported(format!("parameter `{name}` is {}", e.0)))?,
+            shape: Shape::from_type(&param_ty, wit_ty, budget)
+                .map_err(context(format!("parameter `{name}`")))?,
         });
     }
     let result_wit = docs.zip(wit.and_then(|f| f.result)).map(|(d, ty)| WitType {
@@ -765,8 +897,8 @@ fn describe_function(
     let returns = match ty.results().next() {
         None => Returns::Nothing,
         Some(result_ty) => {
-            let shape = Shape::from_type(&result_ty, result_wit)
-                .map_err(|e| super::shape::Unsupported(format!("its result is {}", e.0)))?;
+            let shape = Shape::from_type(&result_ty, result_wit, budget)
+                .map_err(context("its result".into()))?;
             match shape.kind {
                 Kind::Result { ok, err } => Returns::Fallible {
                     ok: ok.map(|b| *b),

@@ -15,11 +15,14 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::error::ToolError;
 use super::host_api::PluginApi;
-use super::http::{HttpGate, HttpPolicy};
-use super::manifest::{DirMode, Manifest};
+use super::http::{HttpGate, HttpPolicy, Resolver};
+use super::admission::{self, CallCost};
+use super::cpu::{self, CallTurns};
+use super::dirs::{self, PinnedDir};
+use super::manifest::Manifest;
 use super::shape::Shape;
-use super::stdio::Capture;
-use super::values::{Param, args_to_vals, val_to_json};
+use super::stdio::{Capture, escape_guest_text};
+use super::values::{Param, args_to_vals, val_to_json_text};
 
 /// Everything one `Store` holds for one call.
 pub struct HostState {
@@ -71,16 +74,18 @@ struct MemoryLimiter {
 const MAX_RESOURCES: usize = 1024;
 /// Largest header map one HTTP fields resource may hold.
 const MAX_HTTP_FIELDS_BYTES: usize = 64 * 1024;
-/// Host bytes a lifted value may take per byte of allowed JSON output.
-const HOSTCALL_FUEL_PER_OUTPUT_BYTE: usize = 48;
+/// Host bytes a lifted result may take per byte of allowed JSON output.
+const RESULT_HOST_BYTES_PER_OUTPUT_BYTE: f64 = 16.0;
+/// Least hostcall fuel a call gets, whatever its result type: what one host
+/// call (a file or stream write) may carry from the guest.
+const MIN_HOSTCALL_FUEL: usize = 1 << 20;
+/// JSON results larger than this are parsed off the async workers.
+const PARSE_INLINE_MAX: usize = 64 * 1024;
 /// Fuel units between yields to the async runtime, for metered plugins.
 const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
 
-/// Most table elements and instances a single plugin instance may create.
-const MAX_TABLE_ELEMENTS: usize = 100_000;
-const MAX_INSTANCES: usize = 64;
-const MAX_TABLES: usize = 64;
-const MAX_MEMORIES: usize = 16;
+/// Most elements of one table.
+pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
@@ -110,15 +115,15 @@ impl ResourceLimiter for MemoryLimiter {
     }
 
     fn instances(&self) -> usize {
-        MAX_INSTANCES
+        admission::MAX_CORE_INSTANCES_PER_COMPONENT as usize
     }
 
     fn tables(&self) -> usize {
-        MAX_TABLES
+        admission::MAX_TABLES_PER_COMPONENT as usize
     }
 
     fn memories(&self) -> usize {
-        MAX_MEMORIES
+        admission::MAX_MEMORIES_PER_COMPONENT as usize
     }
 }
 
@@ -129,7 +134,12 @@ pub struct Plugin {
     /// Validated manifest (defaults when there is none).
     pub manifest: Manifest,
     pre: InstancePre<HostState>,
+    /// Granted directories, pinned at load.
+    pub(crate) dirs: Vec<PinnedDir>,
+    /// What one call holds in the instance pool.
+    pub(crate) cost: CallCost,
     permits: Semaphore,
+    cpu_turns: Arc<Semaphore>,
     config: Arc<BTreeMap<String, String>>,
     env: Vec<(String, String)>,
     http: Arc<HttpPolicy>,
@@ -140,9 +150,14 @@ impl Plugin {
     /// and secret grants from the server's environment.
     pub fn new(
         name: Arc<str>,
-        manifest: Manifest,
+        mut manifest: Manifest,
+        dirs: Vec<PinnedDir>,
+        cost: CallCost,
+        resolver: Resolver,
         pre: InstancePre<HostState>,
     ) -> anyhow::Result<Self> {
+        // The policy reports where the pinned directories really are.
+        manifest.grants.dirs = dirs.iter().map(|d| d.grant.clone()).collect();
         // Environment grants are read once, at load; names that are not set
         // are simply absent in the guest.
         let env = manifest
@@ -159,20 +174,34 @@ impl Plugin {
             secrets.insert(key.clone(), value);
         }
         // Secrets only ever reach injected HTTP headers, never the guest.
-        let http = Arc::new(HttpPolicy::new(&manifest, &secrets)?);
+        let http = Arc::new(HttpPolicy::new(&manifest, &secrets, resolver)?);
         let config = manifest.grants.config.clone();
         Ok(Self {
             permits: Semaphore::new(manifest.limits.max_concurrency as usize),
+            cpu_turns: cpu::plugin_turns(),
             config: Arc::new(config),
             env,
             http,
             name,
             manifest,
+            dirs,
+            cost,
             pre,
         })
     }
 
-    fn new_store(&self, stdout: &Capture, stderr: &Capture) -> Result<Store<HostState>, ToolError> {
+    /// Takes `fewer` call slots away for good (its share of the instance pool
+    /// is smaller than its manifest asks for).
+    pub(crate) fn limit_concurrency(&self, fewer: u32) {
+        self.permits.forget_permits(fewer as usize);
+    }
+
+    fn new_store(
+        &self,
+        stdout: &Capture,
+        stderr: &Capture,
+        hostcall_fuel: usize,
+    ) -> Result<Store<HostState>, ToolError> {
         let mut wasi = WasiCtxBuilder::new();
         // Spelled out rather than left to upstream defaults: no raw sockets,
         // no name lookups (outbound HTTP goes through the wasi:http gate).
@@ -182,17 +211,10 @@ impl Plugin {
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
         wasi.envs(&self.env);
         wasi.args(&[&*self.name]);
-        for dir in &self.manifest.grants.dirs {
-            let perms = match dir.mode {
-                DirMode::ReadOnly => wasmtime_wasi::FsPerms::ReadOnly,
-                DirMode::ReadWrite => wasmtime_wasi::FsPerms::ReadWrite,
-            };
-            wasi.preopened_dir(&dir.host, &dir.guest, perms)
-                .map_err(|e| ToolError::Unavailable {
-                    plugin: self.name.to_string(),
-                    message: format!("cannot open granted directory {}: {e}", dir.host.display()),
-                })?;
-        }
+        dirs::apply(&mut wasi, &self.dirs).map_err(|e| ToolError::Unavailable {
+            plugin: self.name.to_string(),
+            message: format!("{e:#}"),
+        })?;
         let limits = &self.manifest.limits;
         let state = HostState {
             wasi: wasi.build(),
@@ -217,25 +239,21 @@ impl Plugin {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         // Bound what the guest can make the host allocate outside linear
-        // memory: lifted arguments of host calls and the lifted result
-        // (roughly 40 host bytes per list element), before the JSON output
-        // cap is checked.
-        let output = usize::try_from(limits.max_output_bytes).unwrap_or(usize::MAX);
-        store.set_hostcall_fuel(
-            output
-                .saturating_mul(HOSTCALL_FUEL_PER_OUTPUT_BYTE)
-                .max(4 << 20),
-        );
+        // memory: lifted arguments of each host call and the lifted result
+        // (see `hostcall_fuel`).
+        store.set_hostcall_fuel(hostcall_fuel);
         // Every tick the guest yields to the async runtime (so a spinning
-        // plugin never holds a worker thread) and is stopped once past its
-        // deadline.
+        // plugin never holds a worker thread), takes turns with other long
+        // calls once it has run a while (cpu.rs), and is stopped once past
+        // its deadline.
         let deadline = std::time::Instant::now() + limits.timeout;
+        let mut turns = CallTurns::new(self.cpu_turns.clone(), deadline);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if std::time::Instant::now() >= deadline {
                 Err(Trap::Interrupt.into())
             } else {
-                Ok(wasmtime::UpdateDeadline::Yield(1))
+                Ok(turns.tick())
             }
         });
         if let Some(fuel) = limits.fuel {
@@ -271,6 +289,26 @@ pub enum Returns {
     },
 }
 
+/// The hostcall fuel of a tool's calls: its result, lifted into `Val`s, may
+/// take at most `RESULT_HOST_BYTES_PER_OUTPUT_BYTE` host bytes per byte of
+/// the plugin's output limit, whatever its type (the fuel is that budget
+/// divided by the type's host bytes per fuel unit), and never less than
+/// `MIN_HOSTCALL_FUEL`.
+pub fn hostcall_fuel(returns: &Returns, limits: &super::manifest::Limits) -> usize {
+    let ratio = match returns {
+        Returns::Nothing => 1.0,
+        Returns::Value(shape) => shape.lift_cost_ratio(),
+        Returns::Fallible { ok, err } => [ok, err]
+            .into_iter()
+            .flatten()
+            .map(Shape::lift_cost_ratio)
+            .fold(1.0, f64::max),
+    };
+    let budget = limits.max_output_bytes as f64 * RESULT_HOST_BYTES_PER_OUTPUT_BYTE;
+    // The float is finite and positive; `as` saturates at usize::MAX.
+    ((budget / ratio) as usize).max(MIN_HOSTCALL_FUEL)
+}
+
 /// One callable tool: an exported function of a plugin.
 pub struct Tool {
     /// Provider-safe unique name, `plugin_function`.
@@ -288,6 +326,8 @@ pub struct Tool {
     pub(crate) params: Vec<Param>,
     pub(crate) returns: Returns,
     pub(crate) export: ComponentExportIndex,
+    /// Hostcall fuel per call, from the result type (see [`hostcall_fuel`]).
+    pub(crate) hostcall_fuel: usize,
 }
 
 impl std::fmt::Debug for Tool {
@@ -317,7 +357,7 @@ impl Tool {
         let limits = &plugin.manifest.limits;
         let cap = usize::try_from(limits.max_log_bytes).unwrap_or(usize::MAX);
         let (stdout, stderr) = (Capture::new(cap), Capture::new(cap));
-        let mut store = plugin.new_store(&stdout, &stderr)?;
+        let mut store = plugin.new_store(&stdout, &stderr, self.hostcall_fuel)?;
         let mut results =
             vec![Val::Bool(false); usize::from(!matches!(self.returns, Returns::Nothing))];
 
@@ -338,46 +378,55 @@ impl Tool {
                 limit: limits.timeout,
             }),
             Ok(Err(e)) => Err(self.classify(e, &store, &stderr_text)),
-            Ok(Ok(())) => self.finish(results.pop()),
+            Ok(Ok(())) => {
+                drop(store);
+                self.finish(results.pop()).await
+            }
         }
     }
 
-    fn finish(&self, result: Option<Val>) -> Result<Value, ToolError> {
-        let plugin = &self.plugin;
-        let value = match (&self.returns, result) {
-            (Returns::Fallible { .. }, Some(Val::Result(Err(e)))) => {
-                let details = e.as_deref().map_or(Value::Null, val_to_json);
-                let (size, limit) = (json_size(&details), plugin.manifest.limits.max_output_bytes);
-                if size > limit {
-                    return Err(ToolError::OutputTooLarge {
-                        plugin: plugin.name.to_string(),
-                        size,
-                        limit,
-                    });
-                }
-                let message = match &details {
-                    Value::String(s) => s.clone(),
-                    Value::Null => "the tool reported an error without details".to_owned(),
-                    other => other.to_string(),
-                };
-                return Err(ToolError::Failed { message, details });
-            }
-            (Returns::Fallible { .. }, Some(Val::Result(Ok(v)))) => {
-                v.as_deref().map_or(Value::Null, val_to_json)
-            }
-            (_, Some(v)) => val_to_json(&v),
-            (_, None) => Value::Null,
+    /// Turns the returned value into the tool's outcome. The JSON text is
+    /// written with the output limit as a hard stop, the `Val` is dropped, and
+    /// only then is the text parsed (off the async workers when large).
+    async fn finish(&self, result: Option<Val>) -> Result<Value, ToolError> {
+        let limit = self.plugin.manifest.limits.max_output_bytes;
+        let too_large = |_| ToolError::OutputTooLarge {
+            plugin: self.plugin.name.to_string(),
+            limit,
         };
-        let size = json_size(&value);
-        let limit = plugin.manifest.limits.max_output_bytes;
-        if size > limit {
-            return Err(ToolError::OutputTooLarge {
-                plugin: plugin.name.to_string(),
-                size,
-                limit,
-            });
+        let (failed, text) = match (&self.returns, result) {
+            (Returns::Fallible { .. }, Some(Val::Result(outcome))) => {
+                let failed = outcome.is_err();
+                let payload = outcome.unwrap_or_else(|e| e);
+                let text = match payload {
+                    Some(v) => val_to_json_text(&v, limit).map_err(too_large)?,
+                    None => b"null".to_vec(),
+                };
+                (failed, text)
+            }
+            (_, Some(v)) => (false, val_to_json_text(&v, limit).map_err(too_large)?),
+            (_, None) => (false, b"null".to_vec()),
+        };
+        let value = if text.len() <= PARSE_INLINE_MAX {
+            serde_json::from_slice(&text)
+        } else {
+            tokio::task::spawn_blocking(move || serde_json::from_slice(&text))
+                .await
+                .map_err(|e| self.plugin.unavailable(e))?
         }
-        Ok(value)
+        .map_err(|e| self.plugin.unavailable(format!("unreadable result: {e}")))?;
+        if !failed {
+            return Ok(value);
+        }
+        let message = match &value {
+            Value::String(s) => s.clone(),
+            Value::Null => "the tool reported an error without details".to_owned(),
+            other => other.to_string(),
+        };
+        Err(ToolError::Failed {
+            message,
+            details: value,
+        })
     }
 
     fn classify(&self, e: wasmtime::Error, store: &Store<HostState>, stderr: &str) -> ToolError {
@@ -409,7 +458,6 @@ impl Tool {
         if format!("{e:#}").contains("fuel allocated for hostcalls has been exhausted") {
             return ToolError::OutputTooLarge {
                 plugin,
-                size: 0,
                 limit: limits.max_output_bytes,
             };
         }
@@ -441,7 +489,7 @@ fn with_panic_message(trap: &str, stderr: &str) -> String {
         Some(start) => {
             let panic = stderr[start..].trim();
             let panic: String = panic.chars().take(2000).collect();
-            format!("{panic} ({trap})")
+            format!("{} ({trap})", escape_guest_text(&panic))
         }
         None => trap.to_owned(),
     }
@@ -454,26 +502,9 @@ fn log_output(plugin: &str, stream: &str, capture: &Capture) {
 
 fn log_text(plugin: &str, stream: &str, text: &str, dropped: u64) {
     if !text.is_empty() {
-        tracing::info!(target: "launch::plugin", plugin, stream, dropped_bytes = dropped, "{}", text.trim_end());
+        let text = escape_guest_text(text.trim_end());
+        tracing::info!(target: "launch::plugin", plugin, stream, dropped_bytes = dropped, "{text}");
     } else if dropped > 0 {
         tracing::info!(target: "launch::plugin", plugin, stream, dropped_bytes = dropped, "output dropped");
     }
-}
-
-/// Size of `value` serialized as compact JSON, without building the string.
-fn json_size(value: &Value) -> u64 {
-    struct Counter(u64);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len() as u64;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    // Writing to a counter cannot fail.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
 }

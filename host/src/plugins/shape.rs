@@ -127,6 +127,71 @@ impl IntKind {
 #[error("{0} cannot be passed as JSON, so this function cannot be a tool")]
 pub struct Unsupported(pub String);
 
+/// Why a type has no shape: it cannot be JSON (the function is not a tool),
+/// or it is too large to describe (the plugin is refused).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeError {
+    /// Not representable as JSON.
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    /// Past a [`TypeBudget`] bound.
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// Deepest nesting of types in a tool's parameters or result.
+pub const MAX_TYPE_DEPTH: usize = 32;
+/// Most type nodes (every use of a type counts) in one tool's signature.
+pub const MAX_TOOL_TYPE_NODES: usize = 4096;
+/// Most bytes of type names and docs in one tool's signature.
+pub const MAX_TOOL_TYPE_TEXT: usize = 256 * 1024;
+/// Most type nodes over all tools of one plugin.
+pub const MAX_PLUGIN_TYPE_NODES: usize = 32_768;
+/// Most bytes of type names and docs over all tools of one plugin.
+pub const MAX_PLUGIN_TYPE_TEXT: usize = 2 * 1024 * 1024;
+
+/// Bounds the work of deriving a plugin's shapes. WIT types form a DAG, so a
+/// 2 KB component can declare a type that expands to billions of nodes
+/// (`tuple<t, t>` of `tuple<u, u>` of ...); every expanded node is charged
+/// here and derivation stops at the first bound passed, before the schema is
+/// built.
+#[derive(Debug, Default)]
+pub struct TypeBudget {
+    tool_nodes: usize,
+    tool_text: usize,
+    plugin_nodes: usize,
+    plugin_text: usize,
+}
+
+impl TypeBudget {
+    /// Starts the count of a new tool (the plugin-wide counts go on).
+    pub fn next_tool(&mut self) {
+        self.tool_nodes = 0;
+        self.tool_text = 0;
+    }
+
+    fn charge(&mut self, depth: usize, text: usize) -> Result<(), ShapeError> {
+        self.tool_nodes += 1;
+        self.plugin_nodes += 1;
+        self.tool_text += text;
+        self.plugin_text += text;
+        let over = if depth >= MAX_TYPE_DEPTH {
+            format!("types nested deeper than {MAX_TYPE_DEPTH} levels")
+        } else if self.tool_nodes > MAX_TOOL_TYPE_NODES {
+            format!("more than {MAX_TOOL_TYPE_NODES} type nodes in one function (each use of a type counts)")
+        } else if self.tool_text > MAX_TOOL_TYPE_TEXT {
+            format!("more than {} KiB of type names and docs in one function", MAX_TOOL_TYPE_TEXT / 1024)
+        } else if self.plugin_nodes > MAX_PLUGIN_TYPE_NODES {
+            format!("more than {MAX_PLUGIN_TYPE_NODES} type nodes over all its functions")
+        } else if self.plugin_text > MAX_PLUGIN_TYPE_TEXT {
+            format!("more than {} MiB of type names and docs over all its functions", MAX_PLUGIN_TYPE_TEXT / (1024 * 1024))
+        } else {
+            return Ok(());
+        };
+        Err(ShapeError::TooLarge(over))
+    }
+}
+
 /// Optional WIT-side view of the same type, used only to find docs.
 #[derive(Clone, Copy)]
 pub struct WitType<'a> {
@@ -174,13 +239,35 @@ impl Shape {
     }
 
     /// Derives the shape of a component type; `wit`, when present, is the same
-    /// type in the plugin's WIT and contributes docs only.
-    pub fn from_type(ty: &Type, wit: Option<WitType<'_>>) -> Result<Self, Unsupported> {
+    /// type in the plugin's WIT and contributes docs only. Every node is
+    /// charged to `budget`, so a type bomb is refused rather than expanded.
+    pub fn from_type(
+        ty: &Type,
+        wit: Option<WitType<'_>>,
+        budget: &mut TypeBudget,
+    ) -> Result<Self, ShapeError> {
+        Self::build(ty, wit, budget, 0)
+    }
+
+    fn build(
+        ty: &Type,
+        wit: Option<WitType<'_>>,
+        budget: &mut TypeBudget,
+        depth: usize,
+    ) -> Result<Self, ShapeError> {
         let def = wit.and_then(WitType::def);
         let (wit_kind, doc) = match def {
             Some((kind, doc)) => (Some(kind), doc),
             None => (None, None),
         };
+        let names: usize = match ty {
+            Type::Record(r) => r.fields().map(|f| f.name.len()).sum(),
+            Type::Variant(v) => v.cases().map(|c| c.name.len()).sum(),
+            Type::Enum(e) => e.names().map(str::len).sum(),
+            Type::Flags(f) => f.names().map(str::len).sum(),
+            _ => 0,
+        };
+        budget.charge(depth, names + doc.as_ref().map_or(0, String::len))?;
         use wit_parser::TypeDefKind as W;
         let kind = match ty {
             Type::Bool => Kind::Bool,
@@ -201,7 +288,7 @@ impl Shape {
                     (Some(w), Some(W::List(t))) => Some(w.with(*t)),
                     _ => None,
                 };
-                Kind::List(Box::new(Shape::from_type(&list.ty(), inner)?))
+                Kind::List(Box::new(Shape::build(&list.ty(), inner, budget, depth + 1)?))
             }
             Type::Record(record) => {
                 let wit_fields = match wit_kind {
@@ -218,7 +305,7 @@ impl Shape {
                     let inner = wit.zip(wf).map(|(w, f)| w.with(f.ty));
                     fields.push(Field {
                         name: field.name.to_owned(),
-                        shape: Shape::from_type(&field.ty, inner)?,
+                        shape: Shape::build(&field.ty, inner, budget, depth + 1)?,
                         doc: wf.and_then(|f| clean_doc(f.docs.contents.as_deref())),
                     });
                 }
@@ -236,7 +323,7 @@ impl Shape {
                         let inner = wit
                             .zip(wit_types.and_then(|ts| ts.get(i)))
                             .map(|(w, t)| w.with(*t));
-                        Shape::from_type(&t, inner)
+                        Shape::build(&t, inner, budget, depth + 1)
                     })
                     .collect::<Result<_, _>>()?;
                 Kind::Tuple(items)
@@ -254,7 +341,7 @@ impl Shape {
                     let payload = match case.ty {
                         Some(t) => {
                             let inner = wit.zip(wc.and_then(|c| c.ty)).map(|(w, t)| w.with(t));
-                            Some(Shape::from_type(&t, inner)?)
+                            Some(Shape::build(&t, inner, budget, depth + 1)?)
                         }
                         None => None,
                     };
@@ -293,11 +380,12 @@ impl Shape {
                     (Some(w), Some(W::Option(t))) => Some(w.with(*t)),
                     _ => None,
                 };
-                let inner = Shape::from_type(&o.ty(), inner)?;
+                let inner = Shape::build(&o.ty(), inner, budget, depth + 1)?;
                 if matches!(inner.kind, Kind::Option(_)) {
                     return Err(Unsupported(
                         "a nested option<option<T>> (its `none` and `some(none)` look the same in JSON)".into(),
-                    ));
+                    )
+                    .into());
                 }
                 Kind::Option(Box::new(inner))
             }
@@ -311,22 +399,100 @@ impl Shape {
                 Kind::Result {
                     ok: r
                         .ok()
-                        .map(|t| Shape::from_type(&t, wok).map(Box::new))
+                        .map(|t| Shape::build(&t, wok, budget, depth + 1).map(Box::new))
                         .transpose()?,
                     err: r
                         .err()
-                        .map(|t| Shape::from_type(&t, werr).map(Box::new))
+                        .map(|t| Shape::build(&t, werr, budget, depth + 1).map(Box::new))
                         .transpose()?,
                 }
             }
-            Type::Own(_) | Type::Borrow(_) => return Err(Unsupported("a resource handle".into())),
-            Type::Future(_) => return Err(Unsupported("a future".into())),
-            Type::Stream(_) => return Err(Unsupported("a stream".into())),
-            Type::ErrorContext => return Err(Unsupported("an error-context".into())),
-            Type::Map(_) => return Err(Unsupported("a map".into())),
-            Type::FixedLengthList(_) => return Err(Unsupported("a fixed-length list".into())),
+            Type::Own(_) | Type::Borrow(_) => return Err(Unsupported("a resource handle".into()).into()),
+            Type::Future(_) => return Err(Unsupported("a future".into()).into()),
+            Type::Stream(_) => return Err(Unsupported("a stream".into()).into()),
+            Type::ErrorContext => return Err(Unsupported("an error-context".into()).into()),
+            Type::Map(_) => return Err(Unsupported("a map".into()).into()),
+            Type::FixedLengthList(_) => return Err(Unsupported("a fixed-length list".into()).into()),
         };
         Ok(Self { kind, doc })
+    }
+
+    /// An upper bound of the host bytes wasmtime allocates per unit of
+    /// hostcall fuel while lifting a value of this shape into a `Val`.
+    ///
+    /// Wasmtime charges fuel for the `Val` slots and the bytes of names it
+    /// copies, but a one-letter flag costs one unit and a whole `String` on
+    /// the host (and an enum case the same): `list<flags>` with 32 short
+    /// flags builds ~25x more host memory than it is charged. Dividing the
+    /// host's budget by this ratio makes the fuel a real bound on memory.
+    /// Lists are where a value can grow, so the ratio is the worst, over every
+    /// list element type, of (slot + host bytes) / (slot + fuel) per element,
+    /// with the host side taken at its largest and the fuel at its smallest.
+    pub fn lift_cost_ratio(&self) -> f64 {
+        let mut worst = 1.0;
+        self.lift_cost(&mut worst);
+        worst
+    }
+
+    /// (host bytes beyond the value's own slot, fuel charged for them), both
+    /// worst case; list element ratios go to `worst`.
+    fn lift_cost(&self, worst: &mut f64) -> (f64, f64) {
+        // glibc's smallest chunk is 32 bytes; larger ones add 8 and round to 16.
+        fn alloc(n: usize) -> f64 {
+            if n == 0 { 0.0 } else { ((n + 8).div_ceil(16) * 16).max(32) as f64 }
+        }
+        let slot = std::mem::size_of::<wasmtime::component::Val>() as f64;
+        let string = std::mem::size_of::<String>() as f64;
+        let (mut host, mut fuel) = (0.0, 0.0);
+        match &self.kind {
+            Kind::Bool | Kind::Int(_) | Kind::F32 | Kind::F64 | Kind::Char => {}
+            // Bytes are charged one for one; the allocation's minimum is not.
+            Kind::String => host = alloc(1),
+            Kind::List(inner) => {
+                let (h, f) = inner.lift_cost(worst);
+                *worst = f64::max(*worst, (slot + h) / (slot + f));
+            }
+            Kind::Record(fields) => {
+                for field in fields {
+                    let (h, f) = field.shape.lift_cost(worst);
+                    host += string + slot + alloc(field.name.len()) + h;
+                    fuel += slot + field.name.len() as f64 + f;
+                }
+            }
+            Kind::Tuple(items) => {
+                for item in items {
+                    let (h, f) = item.lift_cost(worst);
+                    host += slot + h;
+                    fuel += slot + f;
+                }
+            }
+            // Every flag set: a `String` in a `Vec` (capacity up to twice the
+            // count) and its allocation; none set costs no fuel.
+            Kind::Flags(cases) => {
+                host = cases.iter().map(|c| 2.0 * string + alloc(c.name.len())).sum();
+            }
+            Kind::Enum(cases) | Kind::Variant(cases) => {
+                let mut cheapest = f64::MAX;
+                for case in cases {
+                    let (mut h, mut f) = (alloc(case.name.len()), case.name.len() as f64);
+                    if let Some(payload) = &case.payload {
+                        let (ph, pf) = payload.lift_cost(worst);
+                        h += alloc(slot as usize) + ph;
+                        f += slot + pf;
+                    }
+                    host = f64::max(host, h);
+                    cheapest = cheapest.min(f);
+                }
+                fuel = if cases.is_empty() { 0.0 } else { cheapest };
+            }
+            Kind::Option(inner) => host = alloc(slot as usize) + inner.lift_cost(worst).0,
+            Kind::Result { ok, err } => {
+                for arm in [ok, err].into_iter().flatten() {
+                    host = f64::max(host, alloc(slot as usize) + arm.lift_cost(worst).0);
+                }
+            }
+        }
+        (host, fuel)
     }
 
     /// Whether a parameter or field of this shape may be left out.
@@ -623,6 +789,24 @@ mod tests {
         assert_eq!(schema["minItems"], 2);
         assert_eq!(schema["maxItems"], 2);
         assert_eq!(schema["items"], json!(false));
+    }
+
+    #[test]
+    fn lift_cost_ratio_is_high_for_short_flags_and_low_for_plain_data() {
+        let flags = s(Kind::Flags(
+            (0..32)
+                .map(|i| Case {
+                    name: char::from(b'a' + (i % 26) as u8).to_string(),
+                    payload: None,
+                    doc: None,
+                })
+                .collect(),
+        ));
+        let list_of_flags = s(Kind::List(Box::new(flags)));
+        assert!(list_of_flags.lift_cost_ratio() > 25.0);
+        let strings = s(Kind::List(Box::new(s(Kind::String))));
+        assert!(strings.lift_cost_ratio() < 2.0, "{}", strings.lift_cost_ratio());
+        assert_eq!(s(Kind::F64).lift_cost_ratio(), 1.0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Guest stdout/stderr capture: bounded in-memory buffers, logged after each
 //! call under the plugin's name and never inherited from the server. Output
 //! past the cap is counted and dropped; the guest is not trapped for printing.
+//! Whatever a guest writes reaches the log through [`escape_guest_text`].
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -105,9 +106,45 @@ impl tokio::io::AsyncWrite for Capture {
     }
 }
 
+/// Guest text made safe for the server's log: control characters (newlines,
+/// carriage returns, ANSI escapes...), Unicode line and paragraph separators
+/// and bidirectional overrides are written as `\n`, `\u{1b}` and so on, so a
+/// guest can neither start a line that looks like the server's own nor
+/// restyle or reorder what a terminal shows.
+pub fn escape_guest_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.contains(unsafe_char) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_text_cannot_forge_log_lines_or_terminal_codes() {
+        let forged = "done\n2026-12-03T10:00:00Z ERROR launch: admin key leaked\r\x1b[2J\u{2028}x";
+        let escaped = escape_guest_text(forged);
+        assert!(!escaped.contains(['\n', '\r', '\x1b', '\u{2028}']), "{escaped}");
+        assert_eq!(
+            escaped,
+            "done\\n2026-12-03T10:00:00Z ERROR launch: admin key leaked\\r\\u{1b}[2J\\u{2028}x"
+        );
+        assert!(matches!(escape_guest_text("plain é text"), std::borrow::Cow::Borrowed(_)));
+    }
 
     #[test]
     fn keeps_up_to_the_cap_and_counts_the_rest() {

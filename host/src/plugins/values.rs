@@ -4,6 +4,7 @@
 //! before the plugin runs and reported with its path (`$.ops[0].from`), the
 //! expected type and what was sent instead.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 use wasmtime::component::Val;
 
@@ -331,59 +332,98 @@ pub fn describe(value: &Value) -> String {
     format!("{kind} {text}")
 }
 
-/// Converts a component value to JSON. Non-finite floats become `null`, as
-/// JSON has no encoding for them.
-pub fn val_to_json(val: &Val) -> Value {
-    match val {
-        Val::Bool(b) => Value::Bool(*b),
-        Val::S8(n) => (*n).into(),
-        Val::U8(n) => (*n).into(),
-        Val::S16(n) => (*n).into(),
-        Val::U16(n) => (*n).into(),
-        Val::S32(n) => (*n).into(),
-        Val::U32(n) => (*n).into(),
-        Val::S64(n) => (*n).into(),
-        Val::U64(n) => (*n).into(),
-        Val::Float32(f) => {
-            serde_json::Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number)
-        }
-        Val::Float64(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
-        Val::Char(c) => Value::String(c.to_string()),
-        Val::String(s) => Value::String(s.clone()),
-        Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
-            Value::Array(items.iter().map(val_to_json).collect())
-        }
-        // An option field that is `none` is left out, exactly as arguments
-        // leave it out, so records have one encoding in both directions.
-        Val::Record(fields) => Value::Object(
-            fields
-                .iter()
-                .filter(|(_, v)| !matches!(v, Val::Option(None)))
-                .map(|(k, v)| (k.clone(), val_to_json(v)))
-                .collect(),
-        ),
-        Val::Variant(name, None) | Val::Enum(name) => Value::String(name.clone()),
-        Val::Variant(name, Some(payload)) => single(name, val_to_json(payload)),
-        Val::Option(None) => Value::Null,
-        Val::Option(Some(v)) => val_to_json(v),
-        Val::Result(Ok(v)) => single("ok", v.as_deref().map_or(Value::Null, val_to_json)),
-        Val::Result(Err(v)) => single("err", v.as_deref().map_or(Value::Null, val_to_json)),
-        Val::Flags(names) => Value::Array(names.iter().map(|n| Value::String(n.clone())).collect()),
-        Val::Map(pairs) => Value::Array(
-            pairs
-                .iter()
-                .map(|(k, v)| Value::Array(vec![val_to_json(k), val_to_json(v)]))
-                .collect(),
-        ),
-        // Rejected when the tool is loaded; kept total so a bug cannot panic.
-        Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => Value::Null,
+/// Writes a component value as compact JSON, stopping with [`TooLarge`] as
+/// soon as more than `limit` bytes would be written: a hostile result costs
+/// the host at most `limit` bytes of text here, whatever its type.
+/// Non-finite floats become `null`, as JSON has no encoding for them.
+pub fn val_to_json_text(val: &Val, limit: u64) -> Result<Vec<u8>, TooLarge> {
+    let mut out = Limited {
+        bytes: Vec::new(),
+        limit,
+    };
+    match serde_json::to_writer(&mut out, &Json(val)) {
+        Ok(()) => Ok(out.bytes),
+        // Writing to memory fails only at the limit.
+        Err(_) => Err(TooLarge),
     }
 }
 
-fn single(key: &str, value: Value) -> Value {
-    let mut map = Map::new();
-    map.insert(key.to_owned(), value);
-    Value::Object(map)
+/// A JSON result passed its byte limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge;
+
+struct Limited {
+    bytes: Vec<u8>,
+    limit: u64,
+}
+
+impl std::io::Write for Limited {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if (self.bytes.len() + buf.len()) as u64 > self.limit {
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The one JSON encoding of component values (the table in `shape.rs`),
+/// written straight to text with no intermediate tree.
+struct Json<'a>(&'a Val);
+
+impl Serialize for Json<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Val::Bool(b) => s.serialize_bool(*b),
+            Val::S8(n) => s.serialize_i8(*n),
+            Val::U8(n) => s.serialize_u8(*n),
+            Val::S16(n) => s.serialize_i16(*n),
+            Val::U16(n) => s.serialize_u16(*n),
+            Val::S32(n) => s.serialize_i32(*n),
+            Val::U32(n) => s.serialize_u32(*n),
+            Val::S64(n) => s.serialize_i64(*n),
+            Val::U64(n) => s.serialize_u64(*n),
+            Val::Float32(f) if f.is_finite() => s.serialize_f64(f64::from(*f)),
+            Val::Float64(f) if f.is_finite() => s.serialize_f64(*f),
+            Val::Float32(_) | Val::Float64(_) => s.serialize_unit(),
+            Val::Char(c) => s.serialize_char(*c),
+            Val::String(text) => s.serialize_str(text),
+            Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
+                s.collect_seq(items.iter().map(Json))
+            }
+            // An option field that is `none` is left out, exactly as arguments
+            // leave it out, so records have one encoding in both directions.
+            Val::Record(fields) => s.collect_map(
+                fields
+                    .iter()
+                    .filter(|(_, v)| !matches!(v, Val::Option(None)))
+                    .map(|(k, v)| (k, Json(v))),
+            ),
+            Val::Variant(name, None) | Val::Enum(name) => s.serialize_str(name),
+            Val::Variant(name, Some(payload)) => single(s, name, Some(payload)),
+            Val::Option(None) => s.serialize_unit(),
+            Val::Option(Some(v)) => Json(v).serialize(s),
+            Val::Result(Ok(v)) => single(s, "ok", v.as_deref()),
+            Val::Result(Err(v)) => single(s, "err", v.as_deref()),
+            Val::Flags(names) => s.collect_seq(names),
+            Val::Map(pairs) => s.collect_seq(pairs.iter().map(|(k, v)| [Json(k), Json(v)])),
+            // Rejected when the tool is loaded; kept total so a bug cannot panic.
+            Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => {
+                s.serialize_unit()
+            }
+        }
+    }
+}
+
+/// `{"key": value}` (`null` for no value).
+fn single<S: Serializer>(s: S, key: &str, value: Option<&Val>) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(1))?;
+    map.serialize_entry(key, &value.map(Json))?;
+    map.end()
 }
 
 #[cfg(test)]
@@ -402,6 +442,10 @@ mod tests {
             payload,
             doc: None,
         }
+    }
+
+    fn val_to_json(val: &Val) -> Value {
+        serde_json::from_slice(&val_to_json_text(val, u64::MAX).unwrap()).unwrap()
     }
 
     fn round_trip(shape: &Shape, value: Value) {
@@ -556,5 +600,29 @@ mod tests {
     #[test]
     fn non_finite_results_become_null() {
         assert_eq!(val_to_json(&Val::Float64(f64::NAN)), Value::Null);
+        assert_eq!(val_to_json(&Val::Float32(f32::INFINITY)), Value::Null);
+        assert_eq!(val_to_json(&Val::Float32(0.5)), json!(0.5));
+    }
+
+    #[test]
+    fn text_stops_at_the_limit() {
+        let names: Vec<String> = (0..32).map(|i| format!("{i}")).collect();
+        let list = Val::List(vec![Val::Flags(names); 10_000]);
+        assert_eq!(val_to_json_text(&list, 4096), Err(TooLarge));
+        let small = Val::Record(vec![
+            ("a".into(), Val::Option(None)),
+            ("b".into(), Val::Result(Ok(None))),
+            ("c".into(), Val::Variant("v".into(), Some(Box::new(Val::U8(1))))),
+        ]);
+        let text = val_to_json_text(&small, 1000).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&text).unwrap(),
+            r#"{"b":{"ok":null},"c":{"v":1}}"#
+        );
+        assert_eq!(val_to_json_text(&small, text.len() as u64), Ok(text.clone()));
+        assert_eq!(
+            val_to_json_text(&small, text.len() as u64 - 1),
+            Err(TooLarge)
+        );
     }
 }

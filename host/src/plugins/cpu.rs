@@ -1,0 +1,92 @@
+//! CPU fairness: calls that run long take turns on the CPU, so a plugin
+//! spinning at full concurrency cannot starve short calls or other plugins.
+//!
+//! Every epoch tick (10 ms) a running guest reaches its deadline callback.
+//! For its first [`FREE_TICKS`] ticks it only yields to the async runtime, so
+//! short calls (almost all of them) never wait for anything. After that it
+//! must hold a *turn* to go on: one of the process's `cores - 1` global turns
+//! (one core is always left to short calls and to the HTTP server) and one
+//! of its own plugin's turns (as many, so a plugin alone can use them all).
+//! At each tick the turn is given back and the guest queues for the next one
+//! behind the others (FIFO), so long calls round-robin, and because each
+//! plugin queues at most `cores - 1` calls for the global turns, plugins get
+//! comparable shares however many calls each has in flight. A guest that
+//! waits for a turn is parked in a semaphore queue, not on a worker thread.
+//! The wait is bounded by the call's deadline, after which the next tick
+//! stops the guest.
+//!
+//! Known limit: a guest that holds a turn and then blocks in a host call
+//! (a sleep, a slow HTTP response) keeps the turn until its next tick in wasm.
+
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::UpdateDeadline;
+
+/// Ticks a call runs before it needs a turn.
+pub const FREE_TICKS: u32 = 2;
+
+/// Turns for long-running guests across the whole process.
+pub fn turns() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .saturating_sub(1)
+        .max(1)
+}
+
+static GLOBAL: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(turns())));
+
+/// A plugin's own turns (one per global turn).
+pub fn plugin_turns() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(turns()))
+}
+
+type Turn = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+/// One call's place in the rotation.
+pub struct CallTurns {
+    plugin: Arc<Semaphore>,
+    held: Arc<Mutex<Option<Turn>>>,
+    ticks: u32,
+    deadline: tokio::time::Instant,
+}
+
+impl CallTurns {
+    /// A call of the plugin whose turns are `plugin`, stopped at `deadline`.
+    pub fn new(plugin: Arc<Semaphore>, deadline: std::time::Instant) -> Self {
+        Self {
+            plugin,
+            held: Arc::default(),
+            ticks: 0,
+            deadline: deadline.into(),
+        }
+    }
+
+    /// What the guest does at this tick: yield, or give its turn back and
+    /// queue for the next one.
+    pub fn tick(&mut self) -> UpdateDeadline {
+        self.ticks = self.ticks.saturating_add(1);
+        if self.ticks <= FREE_TICKS {
+            return UpdateDeadline::Yield(1);
+        }
+        let held = self.held.clone();
+        drop(held.lock().unwrap_or_else(PoisonError::into_inner).take());
+        let plugin = self.plugin.clone();
+        let deadline = self.deadline;
+        UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                let turn = async {
+                    let mine = plugin.acquire_owned().await.ok()?;
+                    let global = GLOBAL.clone().acquire_owned().await.ok()?;
+                    Some((mine, global))
+                };
+                if let Ok(Some(turn)) = tokio::time::timeout_at(deadline, turn).await {
+                    *held.lock().unwrap_or_else(PoisonError::into_inner) = Some(turn);
+                }
+                // Always let the worker run other tasks, even when a turn was free.
+                tokio::task::yield_now().await;
+            }),
+        )
+    }
+}
