@@ -50,7 +50,7 @@ plugins: build toolchains
 		$(MAKE) -s -C plugins/$$p LAUNCH=$(LAUNCH) COMPONENTIZE_PY=$(COMPONENTIZE_PY) && \
 		cp plugins/$$p/$$p.wasm plugins/$$p/$$p.toml plugins/ || exit 1; \
 	done
-	@mkdir -p data/files
+	@mkdir -p workspace
 	@echo "plugins: $(PLUGINS) $(SCRIPT_PLUGINS) -> plugins/"
 
 # Guest fixtures for the integration tests, packed into tests/fixtures/build/.

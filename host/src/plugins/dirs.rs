@@ -19,6 +19,7 @@ use anyhow::{Context, Result, bail};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::manifest::{DirGrant, DirMode};
+use super::quota::Usage;
 
 /// A granted directory, held open since load.
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub struct PinnedDir {
     /// The grant, its `host` being where the pinned directory really is.
     pub grant: DirGrant,
     handle: Arc<File>,
+    /// What a read-write grant holds against its quota (`None` when read-only).
+    pub usage: Option<Arc<Usage>>,
 }
 
 /// Opens every granted directory and resolves where each one really is
@@ -47,12 +50,15 @@ pub fn pin(grants: &[DirGrant]) -> Result<Vec<PinnedDir>> {
                     grant.host.display()
                 )
             })?;
+            let usage = (grant.mode == DirMode::ReadWrite)
+                .then(|| Arc::new(Usage::scan(&host, grant.max_bytes, grant.max_entries)));
             Ok(PinnedDir {
                 grant: DirGrant {
                     host,
                     ..grant.clone()
                 },
                 handle: Arc::new(handle),
+                usage,
             })
         })
         .collect()
@@ -128,6 +134,8 @@ mod tests {
             host: host.to_owned(),
             guest: "/w".into(),
             mode,
+            max_bytes: 1 << 20,
+            max_entries: 10,
         }
     }
 

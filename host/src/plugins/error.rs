@@ -77,6 +77,16 @@ pub enum ToolError {
         /// The limit, in bytes of JSON.
         limit: u64,
     },
+    /// The call failed after a write ran into a directory grant's disk quota.
+    #[error(
+        "plugin `{plugin}` ran out of room in its directory grant {grant}; delete files there or raise the grant's max_mib / max_entries"
+    )]
+    QuotaExceeded {
+        /// Plugin name.
+        plugin: String,
+        /// The grant and its quota.
+        grant: String,
+    },
     /// The host could not start an instance (e.g. every instance slot is busy).
     #[error("plugin `{plugin}` could not be started: {message}")]
     Unavailable {
@@ -100,6 +110,7 @@ impl ToolError {
             ToolError::OutOfFuel { .. } => "out_of_fuel",
             ToolError::StackOverflow { .. } => "stack_overflow",
             ToolError::OutputTooLarge { .. } => "output_too_large",
+            ToolError::QuotaExceeded { .. } => "quota_exceeded",
             ToolError::Unavailable { .. } => "unavailable",
         }
     }

@@ -83,7 +83,16 @@ pub struct DirGrant {
     pub guest: String,
     /// Read-only or read-write.
     pub mode: DirMode,
+    /// Most bytes of files the grant may hold (read-write grants).
+    pub max_bytes: u64,
+    /// Most files, directories and links the grant may hold (read-write grants).
+    pub max_entries: u64,
 }
+
+/// Default disk quota of a read-write grant, in MiB.
+pub const DEFAULT_DIR_MAX_MIB: u64 = 100;
+/// Default entry quota of a read-write grant.
+pub const DEFAULT_DIR_MAX_ENTRIES: u64 = 4096;
 
 /// Everything a manifest grants. An empty `Grants` is the default: nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -219,6 +228,8 @@ struct RawDir {
     host: PathBuf,
     guest: String,
     mode: DirMode,
+    max_mib: Option<u64>,
+    max_entries: Option<u64>,
 }
 
 impl Manifest {
@@ -270,7 +281,7 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
 ) -> Result<Option<T>, ParseFailure> {
     match value {
         Some(v) if v < min || v > max => Err(invalid(format!(
-            "limits.{key} = {v} is out of range; use a value from {min} to {max}"
+            "{key} = {v} is out of range; use a value from {min} to {max}"
         ))),
         other => Ok(other),
     }
@@ -278,24 +289,24 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
 
 fn validate_limits(raw: RawLimits) -> Result<Limits, ParseFailure> {
     let defaults = Limits::default();
-    let timeout_ms = in_range("timeout_ms", raw.timeout_ms, 1, ceilings::TIMEOUT_MS)?;
-    let memory_mib = in_range("memory_mib", raw.memory_mib, 1, ceilings::MEMORY_MIB)?;
+    let timeout_ms = in_range("limits.timeout_ms", raw.timeout_ms, 1, ceilings::TIMEOUT_MS)?;
+    let memory_mib = in_range("limits.memory_mib", raw.memory_mib, 1, ceilings::MEMORY_MIB)?;
     let max_output = in_range(
-        "max_output_bytes",
+        "limits.max_output_bytes",
         raw.max_output_bytes,
         16,
         ceilings::MAX_OUTPUT_BYTES,
     )?;
     let concurrency = in_range(
-        "max_concurrency",
+        "limits.max_concurrency",
         raw.max_concurrency,
         1,
         ceilings::MAX_CONCURRENCY,
     )?;
-    let fuel = in_range("fuel", raw.fuel, 1, u64::MAX)?;
-    let log_bytes = in_range("max_log_bytes", raw.max_log_bytes, 0, 16 * MIB)?;
+    let fuel = in_range("limits.fuel", raw.fuel, 1, u64::MAX)?;
+    let log_bytes = in_range("limits.max_log_bytes", raw.max_log_bytes, 0, 16 * MIB)?;
     let http_bytes = in_range(
-        "max_http_response_bytes",
+        "limits.max_http_response_bytes",
         raw.max_http_response_bytes,
         1,
         1024 * MIB,
@@ -366,10 +377,15 @@ fn validate_grants(raw: RawGrants, base: &Path) -> Result<Grants, ParseFailure> 
                 dir.guest
             )));
         }
+        let key = format!("grants.dirs ({})", dir.guest);
+        let max_mib = in_range(&format!("{key}.max_mib"), dir.max_mib, 1, 1 << 20)?;
+        let max_entries = in_range(&format!("{key}.max_entries"), dir.max_entries, 1, 10_000_000)?;
         dirs.push(DirGrant {
             host,
             guest: dir.guest,
             mode: dir.mode,
+            max_bytes: max_mib.unwrap_or(DEFAULT_DIR_MAX_MIB) * MIB,
+            max_entries: max_entries.unwrap_or(DEFAULT_DIR_MAX_ENTRIES),
         });
     }
     for (name, var) in &raw.secrets {

@@ -13,6 +13,7 @@ mod http_client;
 pub mod http_policy;
 pub mod manifest;
 mod precedence;
+mod quota;
 pub mod registry;
 pub mod runtime;
 pub mod sdk;

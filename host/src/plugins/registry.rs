@@ -444,6 +444,10 @@ fn admit(plugins: &mut Vec<LoadedPlugin>, failed: &mut Vec<FailedPlugin>) {
 fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    // The filesystem goes through the quota layer, which wraps wasmtime-wasi's.
+    linker.allow_shadowing(true);
+    super::quota::add_to_linker(&mut linker, HostState::quota_fs)?;
+    linker.allow_shadowing(false);
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     super::host_api::add_to_linker(&mut linker, HostState::api)?;
     Ok(linker)

@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use wasmtime::component::{ComponentExportIndex, InstancePre, ResourceTable, Val};
 use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::filesystem::WasiFilesystemView;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -20,26 +21,40 @@ use super::admission::{self, CallCost};
 use super::cpu::{self, CallTurns};
 use super::dirs::{self, PinnedDir};
 use super::manifest::Manifest;
+use super::quota::{FsQuotas, QuotaFs, Usage};
 use super::shape::Shape;
 use super::stdio::{Capture, escape_guest_text};
 use super::values::{Param, args_to_vals, val_to_json_text};
 
 /// Everything one `Store` holds for one call.
 pub struct HostState {
-    wasi: WasiCtx,
-    table: ResourceTable,
+    wasi: Wasi,
     http: WasiHttpCtx,
     http_gate: HttpGate,
     api: PluginApi,
+    fs_quotas: FsQuotas,
     limiter: MemoryLimiter,
+}
+
+/// The WASI context and resource table, apart from the rest of the state so
+/// the filesystem quota layer can borrow both at once.
+struct Wasi {
+    ctx: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Wasi {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        self.wasi.ctx()
     }
 }
 
@@ -47,7 +62,7 @@ impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
             ctx: &mut self.http,
-            table: &mut self.table,
+            table: &mut self.wasi.table,
             hooks: &mut self.http_gate,
         }
     }
@@ -57,6 +72,14 @@ impl HostState {
     /// The `launch:plugin` API state, for the linker.
     pub fn api(&mut self) -> &mut PluginApi {
         &mut self.api
+    }
+
+    /// The `wasi:filesystem` host with this call's quotas, for the linker.
+    pub fn quota_fs(&mut self) -> QuotaFs<'_> {
+        QuotaFs {
+            fs: WasiFilesystemView::filesystem(&mut self.wasi),
+            quotas: &mut self.fs_quotas,
+        }
     }
 }
 
@@ -136,6 +159,8 @@ pub struct Plugin {
     pre: InstancePre<HostState>,
     /// Granted directories, pinned at load.
     pub(crate) dirs: Vec<PinnedDir>,
+    /// The quota usage of each granted directory, in preopen order.
+    quota_grants: Arc<[Option<Arc<Usage>>]>,
     /// What one call holds in the instance pool.
     pub(crate) cost: CallCost,
     permits: Semaphore,
@@ -184,6 +209,7 @@ impl Plugin {
             http,
             name,
             manifest,
+            quota_grants: dirs.iter().map(|d| d.usage.clone()).collect(),
             dirs,
             cost,
             pre,
@@ -217,12 +243,15 @@ impl Plugin {
         })?;
         let limits = &self.manifest.limits;
         let state = HostState {
-            wasi: wasi.build(),
-            table: {
-                let mut table = ResourceTable::new();
-                table.set_max_capacity(MAX_RESOURCES);
-                table
+            wasi: Wasi {
+                ctx: wasi.build(),
+                table: {
+                    let mut table = ResourceTable::new();
+                    table.set_max_capacity(MAX_RESOURCES);
+                    table
+                },
             },
+            fs_quotas: FsQuotas::new(self.quota_grants.clone()),
             http: {
                 let mut http = WasiHttpCtx::new();
                 http.set_field_size_limit(MAX_HTTP_FIELDS_BYTES);
@@ -372,7 +401,8 @@ impl Tool {
         log_output(&plugin.name, "stdout", &stdout);
         let (stderr_text, stderr_dropped) = stderr.take();
         log_text(&plugin.name, "stderr", &stderr_text, stderr_dropped);
-        match outcome {
+        let quota_hit = store.data().fs_quotas.hit();
+        let result = match outcome {
             Err(_elapsed) => Err(ToolError::Timeout {
                 plugin: plugin.name.to_string(),
                 limit: limits.timeout,
@@ -382,6 +412,16 @@ impl Tool {
                 drop(store);
                 self.finish(results.pop()).await
             }
+        };
+        // A call that failed after running into a disk quota failed because of it.
+        match (result, quota_hit) {
+            (Err(ToolError::Failed { .. } | ToolError::Trap { .. }), Some(usage)) => {
+                Err(ToolError::QuotaExceeded {
+                    plugin: plugin.name.to_string(),
+                    grant: usage.describe(),
+                })
+            }
+            (result, _) => result,
         }
     }
 

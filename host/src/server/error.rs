@@ -189,7 +189,8 @@ impl From<ToolError> for ApiError {
             | ToolError::OutOfMemory { .. }
             | ToolError::OutOfFuel { .. }
             | ToolError::StackOverflow { .. }
-            | ToolError::OutputTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            | ToolError::OutputTooLarge { .. }
+            | ToolError::QuotaExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         };
         let kind = if status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND {
             "invalid_request_error"
