@@ -137,7 +137,7 @@ mod tests {
     fn many_plugins_each_keep_at_least_one_call() {
         let plugins = vec![(256, HOG); 60];
         let granted = divide(&plugins);
-        assert!(granted.iter().all(|&k| k == 1), "{granted:?}");
+        assert!(granted.iter().all(|&k| (1..=2).contains(&k)), "{granted:?}");
         assert!(memories(&plugins, &granted) <= POOL_MEMORIES);
     }
 }

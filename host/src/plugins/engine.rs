@@ -222,7 +222,8 @@ impl CompileCache {
 }
 
 fn store(path: &Path, artifact: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per write: loader threads may store the same entry at once.
+    let tmp = path.with_extension(format!("tmp{}-{:x}", std::process::id(), fastrand::u64(..)));
     std::fs::write(&tmp, artifact)?;
     std::fs::rename(&tmp, path)
 }
@@ -243,7 +244,12 @@ fn cache_key(path: &Path) -> Result<[u8; KEY_BYTES]> {
     }
     let mut key = [0u8; KEY_BYTES];
     getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the compile cache key: {e}"))?;
-    let tmp = path.with_extension(format!("key.tmp{}", std::process::id()));
+    // Unique per attempt: threads of one process may race here too.
+    let tmp = path.with_extension(format!(
+        "key.tmp{}-{}",
+        std::process::id(),
+        hex::encode(&key[..8])
+    ));
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;

@@ -265,6 +265,8 @@ impl Registry {
             }
         }
         admit(&mut accepted, &mut report.failed);
+        // Reported by name, whatever the precedence.
+        accepted.sort_by(|a, b| a.name.cmp(&b.name));
         for loaded in accepted {
             for warning in &loaded.warnings {
                 tracing::warn!(plugin = %loaded.name, "{warning}");
