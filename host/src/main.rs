@@ -212,6 +212,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let rt = runtime()?;
             rt.block_on(async {
                 let registry = Arc::new(args.locations.load(&file)?);
+                if let Err(e) = registry.establish() {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot record which plugins loaded; a newcomer's precedence falls back to file age");
+                }
                 let report = registry.report();
                 tracing::info!(
                     dir = %report.dir.display(),

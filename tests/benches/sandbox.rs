@@ -186,7 +186,11 @@ async fn amplification_memory() {
     let dir = PluginDir::new().wat("amplify", "amplify");
     let client = reqwest::Client::new();
     for (tool, n, what) in [
-        ("amplify_flags_list", 262_144, "`list<flags>` (32 one-letter flags, all set)"),
+        (
+            "amplify_flags_list",
+            262_144,
+            "`list<flags>` (32 one-letter flags, all set)",
+        ),
         ("amplify_results_list", 2_097_152, "`list<result>`"),
         ("amplify_records_list", 262_144, "`list<record>` (8 bools)"),
     ] {
@@ -194,14 +198,25 @@ async fn amplification_memory() {
         for parallel in [1usize, 3] {
             let server = Server::start(dir.path(), &[]);
             let url = format!("{}/v1/tools/{tool}/invoke", server.url);
-            let warm = client.post(&url).json(&json!({"n": 10})).send().await.unwrap();
+            let warm = client
+                .post(&url)
+                .json(&json!({"n": 10}))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(warm.status(), 200);
             let baseline = peak_rss(server.pid());
             let calls: Vec<_> = (0..parallel)
                 .map(|_| {
                     let (client, url) = (client.clone(), url.clone());
                     tokio::spawn(async move {
-                        client.post(url).json(&json!({"n": n})).send().await.unwrap().status()
+                        client
+                            .post(url)
+                            .json(&json!({"n": n}))
+                            .send()
+                            .await
+                            .unwrap()
+                            .status()
                     })
                 })
                 .collect();
@@ -258,5 +273,9 @@ async fn cpu_fairness() {
     println!("| condition | p50 | p99 |");
     println!("|---|---|---|");
     println!("| alone | {} | {} |", ms(alone.p50), ms(alone.p99));
-    println!("| beside 32 spinning calls | {} | {} |\n", ms(beside.p50), ms(beside.p99));
+    println!(
+        "| beside 32 spinning calls | {} | {} |\n",
+        ms(beside.p50),
+        ms(beside.p99)
+    );
 }

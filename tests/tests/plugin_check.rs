@@ -612,7 +612,7 @@ fn tool_name_collisions_with_the_plugins_folder() {
     // `my_calc` is another plugin whose tool is also `my_calc_evaluate`.
     let other = put(candidate.path(), "my_calc", &calculator, Some(&manifest));
     let expected = format!(
-        "tool name `my_calc_evaluate` is already provided by plugin `my-calc`; rename one of the files (tool names are PLUGIN_FUNCTION) (in {dir})"
+        "tool name `my_calc_evaluate` is already provided by plugin `my-calc`, which loaded first (plugins already in use keep their tools; a newcomer is refused); rename this file or remove `my-calc` (tool names are PLUGIN_FUNCTION) (in {dir})"
     );
     let out = check(&other, &["--plugins", dir]);
     assert_exit(&out, 1);
@@ -638,8 +638,8 @@ fn tool_name_collisions_with_the_plugins_folder() {
     let out = check(&other, &["--plugins", &no_plugins(&candidate)]);
     assert_exit(&out, 0);
 
-    // The server, given both, skips `my_calc` (it sorts after `my-calc`) for
-    // the same reason.
+    // The server, given both (neither established), skips `my_calc`, the
+    // newer file, for the same reason.
     put(installed.path(), "my_calc", &calculator, Some(&manifest));
     let list = tools_list(installed.path());
     let failed = list["failed"].as_array().unwrap();
@@ -654,21 +654,17 @@ fn tool_name_collisions_with_the_plugins_folder() {
     );
 
     // The other way round: checking `my-calc` against a folder holding only
-    // `my_calc` passes, since `my-calc` loads first, but warns that the
-    // installed plugin would then be skipped.
+    // `my_calc` fails too: once installed, the newcomer is the one skipped,
+    // whatever the names' order.
     let only_other = tempfile::tempdir().unwrap();
     put(only_other.path(), "my_calc", &calculator, Some(&manifest));
     let (out, json) = check_json(&same, &["--plugins", only_other.path().to_str().unwrap()]);
-    assert_exit(&out, 0);
-    assert_eq!(json["error"], Value::Null);
-    let warnings = json["plugin"]["warnings"].to_string();
+    assert_exit(&out, 1);
     assert!(
-        warnings.contains("the server loads it first and skips `my_calc`"),
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("is already provided by plugin `my_calc`"),
         "{json:#}"
     );
-    let out = check(
-        &same,
-        &["--strict", "--plugins", only_other.path().to_str().unwrap()],
-    );
-    assert_exit(&out, 1);
 }

@@ -802,7 +802,10 @@ async fn fs_grant_stays_pinned_when_its_path_is_swapped_for_a_symlink() {
     )
     .await;
     assert!(shared.path().join("moved/new.txt").is_file());
-    assert!(!target.join("new.txt").exists(), "wrote into the data folder");
+    assert!(
+        !target.join("new.txt").exists(),
+        "wrote into the data folder"
+    );
 }
 
 #[tokio::test]
@@ -823,7 +826,9 @@ async fn fs_writable_grants_of_two_plugins_may_not_nest_read_only_ones_may_share
     let err = &r.report().failed[0];
     assert!(err.path.ends_with("b.wasm"), "{err:?}");
     assert!(
-        err.error.contains("nests with") && err.error.contains("plugin `a`") && err.error.contains("read-write"),
+        err.error.contains("nests with")
+            && err.error.contains("plugin `a`")
+            && err.error.contains("read-write"),
         "{}",
         err.error
     );
@@ -881,7 +886,10 @@ async fn result_amplification_is_refused_at_the_output_limit() {
     ] {
         let err = r.call(tool, &json!({"n": n})).await.unwrap_err();
         assert_eq!(err.code(), "output_too_large", "{tool}: {err}");
-        assert!(err.to_string().contains("1048576-byte output limit"), "{err}");
+        assert!(
+            err.to_string().contains("1048576-byte output limit"),
+            "{err}"
+        );
     }
     // Results of the same types within the limit come back whole.
     let flags = ok(&r, "amplify_flags_list", json!({"n": 3})).await;
@@ -924,15 +932,31 @@ async fn result_amplification_keeps_the_servers_memory_bounded() {
         .unwrap();
     assert_eq!(warm.status(), 200);
     let baseline = peak_rss(server.pid());
-    let calls = ["amplify_flags_list", "amplify_results_list", "amplify_records_list"]
-        .map(|tool| {
-            let (client, url) = (client.clone(), format!("{}/v1/tools/{tool}/invoke", server.url));
-            tokio::spawn(async move {
-                let n = if tool == "amplify_results_list" { 2_097_152 } else { 262_144 };
-                let reply = client.post(url).json(&json!({"n": n})).send().await.unwrap();
-                (reply.status(), reply.json::<Value>().await.unwrap())
-            })
-        });
+    let calls = [
+        "amplify_flags_list",
+        "amplify_results_list",
+        "amplify_records_list",
+    ]
+    .map(|tool| {
+        let (client, url) = (
+            client.clone(),
+            format!("{}/v1/tools/{tool}/invoke", server.url),
+        );
+        tokio::spawn(async move {
+            let n = if tool == "amplify_results_list" {
+                2_097_152
+            } else {
+                262_144
+            };
+            let reply = client
+                .post(url)
+                .json(&json!({"n": n}))
+                .send()
+                .await
+                .unwrap();
+            (reply.status(), reply.json::<Value>().await.unwrap())
+        })
+    });
     for call in calls {
         let (status, body) = call.await.unwrap();
         assert_eq!(status, 422, "{body}");
@@ -955,7 +979,11 @@ async fn a_type_bomb_is_refused_at_load_with_the_bound_it_passed() {
     let dir = PluginDir::new().wat("type-bomb", "bomb").fixture("slow");
     let started = Instant::now();
     let r = dir.load();
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let err = &r.report().failed[0];
     assert!(err.path.ends_with("bomb.wasm"));
     assert!(
@@ -993,7 +1021,11 @@ async fn two_hogs_cannot_take_the_instance_slots_of_a_calm_plugin() {
     let hogs: Vec<_> = (0..80)
         .map(|i| {
             let r = r.clone();
-            let tool = if i % 2 == 0 { "hog_a_spin" } else { "hog_b_spin" };
+            let tool = if i % 2 == 0 {
+                "hog_a_spin"
+            } else {
+                "hog_b_spin"
+            };
             tokio::spawn(async move { r.call(tool, &json!({})).await })
         })
         .collect();
@@ -1038,14 +1070,20 @@ async fn a_newcomer_cannot_take_an_established_plugins_tool_name() {
     let dir = PluginDir::new().fixture_as("fs-probe", "victim");
     let first = load(&dir);
     assert!(first.get("victim_read_file").is_ok());
+    // The server records what it serves.
+    first.establish().unwrap();
     drop(first);
     let dir = dir.wat("victim-read", "victim-read");
     let r = dir.load();
-    assert_eq!(r.get("victim_read_file").unwrap().plugin.name.as_ref(), "victim");
+    assert_eq!(
+        r.get("victim_read_file").unwrap().plugin.name.as_ref(),
+        "victim"
+    );
     let err = &r.report().failed[0];
     assert!(err.path.ends_with("victim-read.wasm"), "{err:?}");
     assert!(
-        err.error.contains("`victim_read_file` is already provided by plugin `victim`"),
+        err.error
+            .contains("`victim_read_file` is already provided by plugin `victim`"),
         "{}",
         err.error
     );
@@ -1063,7 +1101,10 @@ async fn a_newcomer_cannot_take_an_established_plugins_tool_name() {
         .set_modified(old)
         .unwrap();
     let r = fresh.load();
-    assert_eq!(r.get("victim_read_file").unwrap().plugin.name.as_ref(), "victim");
+    assert_eq!(
+        r.get("victim_read_file").unwrap().plugin.name.as_ref(),
+        "victim"
+    );
 }
 
 #[test]
@@ -1087,20 +1128,31 @@ fn guest_output_cannot_forge_server_log_lines() {
             .output()
             .unwrap();
         let log = String::from_utf8_lossy(&out.stderr);
-        assert!(log.contains("FORGED"), "{tool}: the guest text is logged: {log}");
+        assert!(
+            log.contains("FORGED"),
+            "{tool}: the guest text is logged: {log}"
+        );
         for line in log.lines() {
             assert!(
                 !line.contains("FORGED") || line.contains("plugin"),
                 "{tool}: a guest line stands alone: {line:?}"
             );
         }
-        assert!(!log.contains('\x1b') && !log.contains('\r'), "{tool}: {log:?}");
+        assert!(
+            !log.contains('\x1b') && !log.contains('\r'),
+            "{tool}: {log:?}"
+        );
     }
 }
 
 /// A TLS server on `addr` answering every request with `who`, with a
 /// certificate for `localhost` issued by a CA the test makes.
-async fn tls_server(addr: SocketAddr, who: &'static str, leaf: &rcgen::Certificate, key: &rcgen::KeyPair) -> SocketAddr {
+async fn tls_server(
+    addr: SocketAddr,
+    who: &'static str,
+    leaf: &rcgen::Certificate,
+    key: &rcgen::KeyPair,
+) -> SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -1167,7 +1219,13 @@ async fn https_is_pinned_to_the_checked_address_against_dns_rebinding() {
         panic!("127.0.0.1:{port} is taken; rerun");
     };
     drop(impostor);
-    tls_server(SocketAddr::from(([127, 0, 0, 1], port)), "impostor", &leaf, &leaf_key).await;
+    tls_server(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        "impostor",
+        &leaf,
+        &leaf_key,
+    )
+    .await;
 
     let dir = PluginDir::new().fixture("http-probe");
     std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
@@ -1211,4 +1269,150 @@ async fn https_is_pinned_to_the_checked_address_against_dns_rebinding() {
     )
     .await;
     assert!(err.contains("TLS") || err.contains("Tls"), "{err}");
+}
+
+/// Bytes of regular files and number of entries under `dir`.
+fn disk_usage(dir: &std::path::Path) -> (u64, u64) {
+    let (mut bytes, mut entries) = (0, 0);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        entries += 1;
+        if meta.is_dir() {
+            let (b, e) = disk_usage(&entry.path());
+            bytes += b;
+            entries += e;
+        } else {
+            bytes += meta.len();
+        }
+    }
+    (bytes, entries)
+}
+
+#[tokio::test]
+async fn fs_quota_violated_by_a_disk_flood_and_a_file_flood_by_default() {
+    // Finding 7: one call wrote 200 MiB, another created 5,000 files, in a
+    // read-write grant with no limit at all.
+    let work = tempfile::tempdir().unwrap();
+    let (_d, r) = one("fs-probe", &dir_grant(work.path(), "/data", "read-write"));
+    let err = r
+        .call(
+            "fs_probe_fill",
+            &json!({"dir": "/data/big", "count": 110, "size": 1 << 20}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "quota_exceeded", "{err}");
+    assert!(err.to_string().contains("quota 100 MiB"), "{err}");
+    let (bytes, _) = disk_usage(work.path());
+    assert!(
+        bytes <= 100 << 20,
+        "{bytes} bytes written past the 100 MiB quota"
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let (_d, r) = one("fs-probe", &dir_grant(work.path(), "/data", "read-write"));
+    let err = r
+        .call(
+            "fs_probe_fill",
+            &json!({"dir": "/data/many", "count": 5000, "size": 0}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "quota_exceeded", "{err}");
+    assert!(err.to_string().contains("4096 entries"), "{err}");
+    let (_, entries) = disk_usage(work.path());
+    assert!(entries <= 4096, "{entries} entries past the quota of 4096");
+    // The quota holds across calls, and reads still work.
+    let err = r
+        .call(
+            "fs_probe_write_file",
+            &json!({"path": "/data/one-more", "content": "x"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "quota_exceeded", "{err}");
+    assert!(
+        ok(&r, "fs_probe_list_dir", json!({"path": "/data"}))
+            .await
+            .is_array()
+    );
+}
+
+#[tokio::test]
+async fn fs_quota_granted_by_the_manifest() {
+    let work = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "[grants]\ndirs = [{{ host = \"{}\", guest = \"/data\", mode = \"read-write\", max_mib = 120, max_entries = 6000 }}]\n",
+        work.path().display()
+    );
+    let (_d, r) = one("fs-probe", &manifest);
+    assert_eq!(
+        ok(
+            &r,
+            "fs_probe_fill",
+            json!({"dir": "/data/big", "count": 110, "size": 1 << 20})
+        )
+        .await,
+        json!(110)
+    );
+    assert_eq!(
+        ok(
+            &r,
+            "fs_probe_fill",
+            json!({"dir": "/data/many", "count": 5000, "size": 0})
+        )
+        .await,
+        json!(5000)
+    );
+    // Overwriting a file in place does not count its bytes twice.
+    for _ in 0..30 {
+        ok(
+            &r,
+            "fs_probe_write_file",
+            json!({"path": "/data/big/0", "content": "y".repeat(1 << 19)}),
+        )
+        .await;
+    }
+    // A grant whose quota is too small for what it already holds is refused writes.
+    let manifest = format!(
+        "[grants]\ndirs = [{{ host = \"{}\", guest = \"/data\", mode = \"read-write\", max_mib = 1 }}]\n",
+        work.path().display()
+    );
+    let (_d, r) = one("fs-probe", &manifest);
+    let err = r
+        .call(
+            "fs_probe_write_file",
+            &json!({"path": "/data/x", "content": "x"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "quota_exceeded", "{err}");
+}
+
+#[tokio::test]
+async fn fs_rename_between_two_grants_is_refused_as_cross_device() {
+    // Usage could otherwise move out of one grant's count into another's.
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(a.path().join("x"), "x").unwrap();
+    let manifest = format!(
+        "[grants]\ndirs = [{{ host = \"{}\", guest = \"/a\", mode = \"read-write\" }}, {{ host = \"{}\", guest = \"/b\", mode = \"read-write\" }}]\n",
+        a.path().display(),
+        b.path().display()
+    );
+    let (_d, r) = one("fs-probe", &manifest);
+    let err = failed(
+        &r,
+        "fs_probe_rename_path",
+        json!({"from": "/a/x", "to": "/b/x"}),
+    )
+    .await;
+    assert!(err.to_lowercase().contains("cross-device"), "{err}");
+    ok(
+        &r,
+        "fs_probe_rename_path",
+        json!({"from": "/a/x", "to": "/a/y"}),
+    )
+    .await;
+    assert!(a.path().join("y").is_file());
 }

@@ -236,14 +236,16 @@ fn cache_key(path: &Path) -> Result<[u8; KEY_BYTES]> {
         match std::fs::read(path) {
             Ok(bytes) => Ok(bytes.try_into().ok()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read the compile cache key {}", path.display())),
+            Err(e) => Err(e)
+                .with_context(|| format!("cannot read the compile cache key {}", path.display())),
         }
     };
     if let Some(key) = read(path)? {
         return Ok(key);
     }
     let mut key = [0u8; KEY_BYTES];
-    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the compile cache key: {e}"))?;
+    getrandom::fill(&mut key)
+        .map_err(|e| anyhow::anyhow!("no randomness for the compile cache key: {e}"))?;
     // Unique per attempt: threads of one process may race here too.
     let tmp = path.with_extension(format!(
         "key.tmp{}-{}",
@@ -272,9 +274,14 @@ fn cache_key(path: &Path) -> Result<[u8; KEY_BYTES]> {
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => Ok(key),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path)?
-            .ok_or_else(|| anyhow::anyhow!("the compile cache key {} is damaged; delete it", path.display())),
-        Err(e) => Err(e).with_context(|| format!("cannot create the compile cache key {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the compile cache key {} is damaged; delete it",
+                path.display()
+            )
+        }),
+        Err(e) => Err(e)
+            .with_context(|| format!("cannot create the compile cache key {}", path.display())),
     }
 }
 

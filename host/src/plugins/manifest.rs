@@ -4,11 +4,12 @@
 //! The format is documented for operators in `docs/manifest.md`; this module is
 //! the single place that parses and validates it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::capability;
 
 /// Limits applied to every call of a plugin. Each has a default and can be
 /// overridden in the manifest's `[limits]` table.
@@ -64,78 +65,13 @@ pub mod ceilings {
     pub const MAX_CONCURRENCY: u32 = 256;
 }
 
-/// How a granted directory may be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DirMode {
-    /// Files may be read and listed, never created, changed or removed.
-    ReadOnly,
-    /// Full access inside the directory.
-    ReadWrite,
-}
-
-/// A host directory mapped into the guest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DirGrant {
-    /// Canonical host path.
-    pub host: PathBuf,
-    /// Absolute path the guest sees.
-    pub guest: String,
-    /// Read-only or read-write.
-    pub mode: DirMode,
-    /// Most bytes of files the grant may hold (read-write grants).
-    pub max_bytes: u64,
-    /// Most files, directories and links the grant may hold (read-write grants).
-    pub max_entries: u64,
-}
-
-/// Default disk quota of a read-write grant, in MiB.
-pub const DEFAULT_DIR_MAX_MIB: u64 = 100;
-/// Default entry quota of a read-write grant.
-pub const DEFAULT_DIR_MAX_ENTRIES: u64 = 4096;
-
-/// Everything a manifest grants. An empty `Grants` is the default: nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Grants {
-    /// Host environment variables visible to the guest, by name.
-    pub env: Vec<String>,
-    /// Values readable through `launch:plugin/config`.
-    pub config: BTreeMap<String, String>,
-    /// Directories mapped into the guest.
-    pub dirs: Vec<DirGrant>,
-    /// Secrets for host-side HTTP header injection (`${NAME}` in a grant's
-    /// `headers`), each mapped to the host environment variable holding it.
-    /// The guest never sees them (a value the guest must read is an `env`
-    /// grant instead). Only the variable name is kept here; values are read at
-    /// load and never logged.
-    pub secrets: BTreeMap<String, String>,
-    /// Outbound HTTP allowlist.
-    pub http: Vec<HttpGrant>,
-}
-
-/// One outbound-HTTP allowlist entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HttpGrant {
-    /// `scheme://host[:port]` pattern, `*.` allowed for subdomains.
-    pub url: String,
-    /// Whether the guest may send `Authorization`, `Cookie` and
-    /// `Proxy-Authorization` headers to matching hosts.
-    pub credentials: bool,
-    /// Headers the host adds to every request to matching hosts. Values may
-    /// reference secrets as `${NAME}`; the guest never sees the result.
-    pub headers: BTreeMap<String, String>,
-    /// A PEM file of the only root certificates HTTPS servers of this grant
-    /// may chain to (a private CA); the public web roots when absent.
-    pub ca: Option<PathBuf>,
-}
-
 /// A validated manifest, ready for the runtime.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Manifest {
     /// Per-call limits.
     pub limits: Limits,
     /// Granted capabilities.
-    pub grants: Grants,
+    pub grants: capability::Grants,
 }
 
 /// Why a manifest was rejected. Each message names the key and what to do.
@@ -174,7 +110,7 @@ struct RawManifest {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
-    grants: RawGrants,
+    grants: capability::RawGrants,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,49 +123,6 @@ struct RawLimits {
     fuel: Option<u64>,
     max_log_bytes: Option<u64>,
     max_http_response_bytes: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGrants {
-    #[serde(default)]
-    env: Vec<String>,
-    #[serde(default)]
-    config: BTreeMap<String, String>,
-    #[serde(default)]
-    dirs: Vec<RawDir>,
-    #[serde(default)]
-    secrets: BTreeMap<String, String>,
-    #[serde(default)]
-    http: Vec<RawHttpGrant>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawHttpGrant {
-    Pattern(String),
-    Detailed(RawHttpDetail),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttpDetail {
-    url: String,
-    #[serde(default)]
-    credentials: bool,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    ca: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDir {
-    host: PathBuf,
-    guest: String,
-    mode: DirMode,
-    max_mib: Option<u64>,
-    max_entries: Option<u64>,
 }
 
 impl Manifest {
@@ -259,7 +152,7 @@ impl Manifest {
             .map_err(|e| ParseFailure::Syntax(e.to_string().trim().to_owned()))?;
         Ok(Self {
             limits: validate_limits(raw.limits)?,
-            grants: validate_grants(raw.grants, base)?,
+            grants: capability::validate(raw.grants, base).map_err(ParseFailure::Invalid)?,
         })
     }
 }
@@ -269,20 +162,23 @@ enum ParseFailure {
     Invalid(String),
 }
 
-fn invalid(message: impl Into<String>) -> ParseFailure {
-    ParseFailure::Invalid(message.into())
+impl From<String> for ParseFailure {
+    fn from(message: String) -> Self {
+        ParseFailure::Invalid(message)
+    }
 }
 
-fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+/// `value`, if set, checked to lie in `min..=max`; the error names `key`.
+pub(crate) fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
     key: &str,
     value: Option<T>,
     min: T,
     max: T,
-) -> Result<Option<T>, ParseFailure> {
+) -> Result<Option<T>, String> {
     match value {
-        Some(v) if v < min || v > max => Err(invalid(format!(
+        Some(v) if v < min || v > max => Err(format!(
             "{key} = {v} is out of range; use a value from {min} to {max}"
-        ))),
+        )),
         other => Ok(other),
     }
 }
@@ -320,144 +216,6 @@ fn validate_limits(raw: RawLimits) -> Result<Limits, ParseFailure> {
         max_log_bytes: log_bytes.unwrap_or(defaults.max_log_bytes),
         max_http_response_bytes: http_bytes.unwrap_or(defaults.max_http_response_bytes),
     })
-}
-
-fn validate_grants(raw: RawGrants, base: &Path) -> Result<Grants, ParseFailure> {
-    for name in &raw.env {
-        if name.is_empty() || name.contains('=') || name.contains('\0') {
-            return Err(invalid(format!(
-                "grants.env contains {name:?}, which is not an environment variable name"
-            )));
-        }
-    }
-    for key in raw.config.keys() {
-        if key.is_empty() {
-            return Err(invalid("grants.config has an empty key"));
-        }
-    }
-    let mut dirs = Vec::with_capacity(raw.dirs.len());
-    for dir in raw.dirs {
-        let host_path = if dir.host.is_absolute() {
-            dir.host.clone()
-        } else {
-            base.join(&dir.host)
-        };
-        let host = std::fs::canonicalize(&host_path).map_err(|e| {
-            invalid(format!(
-                "grants.dirs: host directory {} ({}) cannot be used: {e}; create it or fix the path (relative paths are relative to the manifest's folder)",
-                dir.host.display(),
-                host_path.display()
-            ))
-        })?;
-        if !host.is_dir() {
-            return Err(invalid(format!(
-                "grants.dirs: {} is not a directory",
-                host.display()
-            )));
-        }
-        if !dir.guest.starts_with('/') || dir.guest.split('/').any(|c| c == "..") {
-            return Err(invalid(format!(
-                "grants.dirs: guest path {:?} must be absolute (start with '/') and contain no '..'",
-                dir.guest
-            )));
-        }
-        if let Some(other) = dirs
-            .iter()
-            .find(|d: &&DirGrant| d.host.starts_with(&host) || host.starts_with(&d.host))
-        {
-            return Err(invalid(format!(
-                "grants.dirs: {} and {} overlap; grant directories that do not contain each other",
-                other.host.display(),
-                host.display()
-            )));
-        }
-        if dirs.iter().any(|d: &DirGrant| d.guest == dir.guest) {
-            return Err(invalid(format!(
-                "grants.dirs: guest path {:?} is granted twice",
-                dir.guest
-            )));
-        }
-        let key = format!("grants.dirs ({})", dir.guest);
-        let max_mib = in_range(&format!("{key}.max_mib"), dir.max_mib, 1, 1 << 20)?;
-        let max_entries = in_range(&format!("{key}.max_entries"), dir.max_entries, 1, 10_000_000)?;
-        dirs.push(DirGrant {
-            host,
-            guest: dir.guest,
-            mode: dir.mode,
-            max_bytes: max_mib.unwrap_or(DEFAULT_DIR_MAX_MIB) * MIB,
-            max_entries: max_entries.unwrap_or(DEFAULT_DIR_MAX_ENTRIES),
-        });
-    }
-    for (name, var) in &raw.secrets {
-        if name.is_empty() || var.is_empty() || var.contains('=') {
-            return Err(invalid(format!(
-                "grants.secrets: {name:?} = {var:?} must map a non-empty name to a host environment variable name"
-            )));
-        }
-        if raw.config.contains_key(name) {
-            return Err(invalid(format!(
-                "grants.secrets: {name:?} is also a key of grants.config; use distinct names"
-            )));
-        }
-    }
-    let mut http = Vec::with_capacity(raw.http.len());
-    for grant in raw.http {
-        let grant = match grant {
-            RawHttpGrant::Pattern(url) => HttpGrant {
-                url,
-                credentials: false,
-                headers: BTreeMap::new(),
-                ca: None,
-            },
-            RawHttpGrant::Detailed(d) => HttpGrant {
-                url: d.url,
-                credentials: d.credentials,
-                headers: d.headers,
-                ca: d.ca.map(|ca| base.join(ca)),
-            },
-        };
-        if let Some(ca) = &grant.ca
-            && !ca.is_file()
-        {
-            return Err(invalid(format!(
-                "grants.http: the CA file {} of {} does not exist (relative paths are relative to the manifest's folder)",
-                ca.display(),
-                grant.url
-            )));
-        }
-        crate::plugins::http_policy::HostPattern::parse(&grant.url)
-            .map_err(|e| invalid(format!("grants.http: {e}")))?;
-        for (name, value) in &grant.headers {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(invalid(format!(
-                    "grants.http: {name:?} is not a valid header name"
-                )));
-            }
-            for reference in secret_references(value) {
-                if !raw.secrets.contains_key(reference) {
-                    return Err(invalid(format!(
-                        "grants.http: header {name:?} uses ${{{reference}}}, which is not in grants.secrets"
-                    )));
-                }
-            }
-        }
-        http.push(grant);
-    }
-    Ok(Grants {
-        env: raw.env,
-        config: raw.config,
-        dirs,
-        secrets: raw.secrets,
-        http,
-    })
-}
-
-/// The `NAME`s of `${NAME}` references in a header template.
-pub fn secret_references(template: &str) -> impl Iterator<Item = &str> {
-    template
-        .split("${")
-        .skip(1)
-        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
 }
 
 #[cfg(test)]

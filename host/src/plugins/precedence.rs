@@ -1,6 +1,6 @@
 //! Which plugin wins a conflict (a tool name, overlapping writable grants):
-//! the one that was there first. Plugins that loaded before are recorded, in
-//! order, in `plugins.json` in the data folder; they load first, in that
+//! the one that was there first. Plugins the server has served are recorded,
+//! in order, in `plugins.json` in the data folder; they load first, in that
 //! order, and newcomers follow, oldest file first (then by name). So a
 //! plugin dropped in later can never take over an established plugin's tool
 //! names or knock it out: it is the one refused.
@@ -42,7 +42,10 @@ impl Precedence {
     /// recorded order, then the others by modification time and name.
     pub fn order(&self, mut paths: Vec<PathBuf>) -> Vec<PathBuf> {
         let rank = |path: &PathBuf| {
-            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
             let established = self.position(name);
             let modified = std::fs::metadata(path)
                 .and_then(|m| m.modified())

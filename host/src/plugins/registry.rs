@@ -15,10 +15,11 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, Linker};
 
 use super::admission;
-use super::dirs::{self, PinnedDir};
+use super::capability::dirs::{self, PinnedDir};
+use super::capability::http::Resolver;
+use super::capability::{Import, describe_import};
 use super::docs::{FunctionDocs, PluginDocs};
 use super::engine::{CacheOutcome, CompileCache, Engines};
-use super::http::Resolver;
 use super::error::ToolError;
 use super::manifest::Manifest;
 use super::precedence::Precedence;
@@ -36,6 +37,7 @@ const MAX_TOOL_SCHEMA_BYTES: usize = 256 * 1024;
 pub struct Registry {
     tools: BTreeMap<String, Arc<Tool>>,
     report: LoadReport,
+    data_dir: PathBuf,
     // Kept alive for the epoch ticker; plugins hold their engine too.
     _engines: Arc<Engines>,
 }
@@ -142,62 +144,6 @@ impl Inspection {
     }
 }
 
-/// One import of a component and what it gets in the sandbox.
-#[derive(Debug, Serialize)]
-pub struct Import {
-    /// The interface, e.g. `wasi:filesystem/types@0.2.6`.
-    pub name: String,
-    /// What the sandbox allows through it, given the manifest.
-    pub capability: String,
-    /// The manifest key that would open it, when it is closed for want of a grant.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub missing_grant: Option<&'static str>,
-}
-
-/// What the sandbox allows through an imported interface, given `policy`.
-fn import_capability(name: String, policy: &Manifest) -> Import {
-    let interface = name.split('@').next().unwrap_or(&name);
-    let package = interface.split('/').next().unwrap_or(interface);
-    let grants = &policy.grants;
-    let mut missing_grant = None;
-    let mut granted = |what: &str, count: usize, key: &'static str| {
-        if count == 0 {
-            missing_grant = Some(key);
-            format!("closed: no {what}, grant them with `{key}` in the manifest")
-        } else {
-            format!("{what}: {count} granted by `{key}`")
-        }
-    };
-    let capability = match (package, interface) {
-        ("wasi:filesystem", _) => granted("directories", grants.dirs.len(), "[grants] dirs"),
-        (_, "wasi:cli/environment") => {
-            granted("environment variables", grants.env.len(), "[grants] env")
-        }
-        ("wasi:http", _) => granted("HTTP origins", grants.http.len(), "[grants] http"),
-        ("wasi:sockets", _) => {
-            "closed: raw sockets are always denied; use wasi:http with `[grants] http`".into()
-        }
-        (_, "launch:plugin/config") => {
-            granted("configuration keys", grants.config.len(), "[grants] config")
-        }
-        (_, "launch:plugin/log") => {
-            "open: records go to the server's log under the plugin's name".into()
-        }
-        (_, "wasi:cli/stdout" | "wasi:cli/stderr") => {
-            "open: captured per call, size-capped and logged".into()
-        }
-        (_, "wasi:cli/stdin") => "open: always empty".into(),
-        ("wasi:clocks" | "wasi:random" | "wasi:io", _) => "open".into(),
-        ("wasi:cli", _) => "open (exit, terminal: inert)".into(),
-        _ => "provided by the host".into(),
-    };
-    Import {
-        name,
-        capability,
-        missing_grant,
-    }
-}
-
 /// A file that was not loaded.
 #[derive(Debug, Clone, Serialize)]
 pub struct FailedPlugin {
@@ -246,7 +192,7 @@ impl Registry {
             ..LoadReport::default()
         };
         let mut tools: BTreeMap<String, Arc<Tool>> = BTreeMap::new();
-        let mut precedence = Precedence::read(&options.data_dir);
+        let precedence = Precedence::read(&options.data_dir);
         let paths = precedence.order(discover(&options.dir)?);
         let attempts = loader.load_all(&paths);
         // Results are taken in precedence order, so of two plugins that
@@ -279,12 +225,10 @@ impl Registry {
         for failed in &report.failed {
             tracing::error!(path = %failed.path.display(), "plugin skipped: {}", failed.error);
         }
-        if let Err(e) = precedence.record(report.loaded.iter().map(|p| p.name.as_str())) {
-            tracing::warn!(error = %format!("{e:#}"), "cannot record which plugins loaded; a newcomer's precedence falls back to file age");
-        }
         Ok(Self {
             tools,
             report,
+            data_dir: options.data_dir.clone(),
             _engines: loader.engines,
         })
     }
@@ -311,7 +255,7 @@ impl Registry {
         };
         inspection.imports = imports
             .into_iter()
-            .map(|name| import_capability(name, &loaded.policy))
+            .map(|name| describe_import(name, &loaded.policy.grants))
             .collect();
         if options.dir.is_dir() {
             // Of two plugins that conflict the server skips the one with less
@@ -331,9 +275,11 @@ impl Registry {
                 let Ok((other, _)) = attempt else {
                     continue;
                 };
-                let checked_first = precedence
-                    .position(&loaded.name)
-                    .is_some_and(|mine| precedence.position(&other.name).is_none_or(|theirs| mine < theirs));
+                let checked_first = precedence.position(&loaded.name).is_some_and(|mine| {
+                    precedence
+                        .position(&other.name)
+                        .is_none_or(|theirs| mine < theirs)
+                });
                 if !checked_first {
                     if let Some(error) = loaded.conflict_with(&other) {
                         conflicts.push(format!("{error} (in {})", options.dir.display()));
@@ -396,6 +342,14 @@ impl Registry {
     pub fn report(&self) -> &LoadReport {
         &self.report
     }
+
+    /// Records the plugins that loaded as established (in `plugins.json` in
+    /// the data folder), so that a plugin dropped in later loses every
+    /// conflict with them. The server does this once it serves them;
+    /// inspection commands (`tools list`, `plugin check`) do not.
+    pub fn establish(&self) -> Result<()> {
+        Precedence::read(&self.data_dir).record(self.report.loaded.iter().map(|p| p.name.as_str()))
+    }
 }
 
 /// Gives each plugin its share of its engine's instance pool (see
@@ -448,7 +402,7 @@ fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     // The filesystem goes through the quota layer, which wraps wasmtime-wasi's.
     linker.allow_shadowing(true);
-    super::quota::add_to_linker(&mut linker, HostState::quota_fs)?;
+    super::capability::quota::add_to_linker(&mut linker, HostState::quota_fs)?;
     linker.allow_shadowing(false);
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     super::host_api::add_to_linker(&mut linker, HostState::api)?;

@@ -14,14 +14,15 @@ use wasmtime_wasi::filesystem::WasiFilesystemView;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::admission::{self, CallCost};
+use super::capability::dirs::{self, PinnedDir};
+use super::capability::http::{HttpGate, HttpPolicy, Resolver};
+use super::capability::quota::{FsQuotas, QuotaFs, Usage};
+use super::capability::{env, secrets};
+use super::cpu::{self, CallTurns};
 use super::error::ToolError;
 use super::host_api::PluginApi;
-use super::http::{HttpGate, HttpPolicy, Resolver};
-use super::admission::{self, CallCost};
-use super::cpu::{self, CallTurns};
-use super::dirs::{self, PinnedDir};
 use super::manifest::Manifest;
-use super::quota::{FsQuotas, QuotaFs, Usage};
 use super::shape::Shape;
 use super::stdio::{Capture, escape_guest_text};
 use super::values::{Param, args_to_vals, val_to_json_text};
@@ -183,22 +184,9 @@ impl Plugin {
     ) -> anyhow::Result<Self> {
         // The policy reports where the pinned directories really are.
         manifest.grants.dirs = dirs.iter().map(|d| d.grant.clone()).collect();
-        // Environment grants are read once, at load; names that are not set
-        // are simply absent in the guest.
-        let env = manifest
-            .grants
-            .env
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
-            .collect();
-        let mut secrets = BTreeMap::new();
-        for (key, var) in &manifest.grants.secrets {
-            let value = std::env::var(var).map_err(|_| {
-                anyhow::anyhow!("secret `{key}` is read from the environment variable {var}, which is not set; set it or remove the grant")
-            })?;
-            secrets.insert(key.clone(), value);
-        }
+        let env = env::resolve(&manifest.grants.env);
         // Secrets only ever reach injected HTTP headers, never the guest.
+        let secrets = secrets::resolve(&manifest.grants.secrets)?;
         let http = Arc::new(HttpPolicy::new(&manifest, &secrets, resolver)?);
         let config = manifest.grants.config.clone();
         Ok(Self {
@@ -235,7 +223,7 @@ impl Plugin {
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
-        wasi.envs(&self.env);
+        env::apply(&mut wasi, &self.env);
         wasi.args(&[&*self.name]);
         dirs::apply(&mut wasi, &self.dirs).map_err(|e| ToolError::Unavailable {
             plugin: self.name.to_string(),

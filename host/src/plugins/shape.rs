@@ -178,13 +178,21 @@ impl TypeBudget {
         let over = if depth >= MAX_TYPE_DEPTH {
             format!("types nested deeper than {MAX_TYPE_DEPTH} levels")
         } else if self.tool_nodes > MAX_TOOL_TYPE_NODES {
-            format!("more than {MAX_TOOL_TYPE_NODES} type nodes in one function (each use of a type counts)")
+            format!(
+                "more than {MAX_TOOL_TYPE_NODES} type nodes in one function (each use of a type counts)"
+            )
         } else if self.tool_text > MAX_TOOL_TYPE_TEXT {
-            format!("more than {} KiB of type names and docs in one function", MAX_TOOL_TYPE_TEXT / 1024)
+            format!(
+                "more than {} KiB of type names and docs in one function",
+                MAX_TOOL_TYPE_TEXT / 1024
+            )
         } else if self.plugin_nodes > MAX_PLUGIN_TYPE_NODES {
             format!("more than {MAX_PLUGIN_TYPE_NODES} type nodes over all its functions")
         } else if self.plugin_text > MAX_PLUGIN_TYPE_TEXT {
-            format!("more than {} MiB of type names and docs over all its functions", MAX_PLUGIN_TYPE_TEXT / (1024 * 1024))
+            format!(
+                "more than {} MiB of type names and docs over all its functions",
+                MAX_PLUGIN_TYPE_TEXT / (1024 * 1024)
+            )
         } else {
             return Ok(());
         };
@@ -288,7 +296,12 @@ impl Shape {
                     (Some(w), Some(W::List(t))) => Some(w.with(*t)),
                     _ => None,
                 };
-                Kind::List(Box::new(Shape::build(&list.ty(), inner, budget, depth + 1)?))
+                Kind::List(Box::new(Shape::build(
+                    &list.ty(),
+                    inner,
+                    budget,
+                    depth + 1,
+                )?))
             }
             Type::Record(record) => {
                 let wit_fields = match wit_kind {
@@ -407,12 +420,16 @@ impl Shape {
                         .transpose()?,
                 }
             }
-            Type::Own(_) | Type::Borrow(_) => return Err(Unsupported("a resource handle".into()).into()),
+            Type::Own(_) | Type::Borrow(_) => {
+                return Err(Unsupported("a resource handle".into()).into());
+            }
             Type::Future(_) => return Err(Unsupported("a future".into()).into()),
             Type::Stream(_) => return Err(Unsupported("a stream".into()).into()),
             Type::ErrorContext => return Err(Unsupported("an error-context".into()).into()),
             Type::Map(_) => return Err(Unsupported("a map".into()).into()),
-            Type::FixedLengthList(_) => return Err(Unsupported("a fixed-length list".into()).into()),
+            Type::FixedLengthList(_) => {
+                return Err(Unsupported("a fixed-length list".into()).into());
+            }
         };
         Ok(Self { kind, doc })
     }
@@ -439,7 +456,11 @@ impl Shape {
     fn lift_cost(&self, worst: &mut f64) -> (f64, f64) {
         // glibc's smallest chunk is 32 bytes; larger ones add 8 and round to 16.
         fn alloc(n: usize) -> f64 {
-            if n == 0 { 0.0 } else { ((n + 8).div_ceil(16) * 16).max(32) as f64 }
+            if n == 0 {
+                0.0
+            } else {
+                ((n + 8).div_ceil(16) * 16).max(32) as f64
+            }
         }
         let slot = std::mem::size_of::<wasmtime::component::Val>() as f64;
         let string = std::mem::size_of::<String>() as f64;
@@ -469,7 +490,10 @@ impl Shape {
             // Every flag set: a `String` in a `Vec` (capacity up to twice the
             // count) and its allocation; none set costs no fuel.
             Kind::Flags(cases) => {
-                host = cases.iter().map(|c| 2.0 * string + alloc(c.name.len())).sum();
+                host = cases
+                    .iter()
+                    .map(|c| 2.0 * string + alloc(c.name.len()))
+                    .sum();
             }
             Kind::Enum(cases) | Kind::Variant(cases) => {
                 let mut cheapest = f64::MAX;
@@ -805,7 +829,11 @@ mod tests {
         let list_of_flags = s(Kind::List(Box::new(flags)));
         assert!(list_of_flags.lift_cost_ratio() > 25.0);
         let strings = s(Kind::List(Box::new(s(Kind::String))));
-        assert!(strings.lift_cost_ratio() < 2.0, "{}", strings.lift_cost_ratio());
+        assert!(
+            strings.lift_cost_ratio() < 2.0,
+            "{}",
+            strings.lift_cost_ratio()
+        );
         assert_eq!(s(Kind::F64).lift_cost_ratio(), 1.0);
     }
 

@@ -138,12 +138,18 @@ mod tests {
     fn guest_text_cannot_forge_log_lines_or_terminal_codes() {
         let forged = "done\n2026-12-03T10:00:00Z ERROR launch: admin key leaked\r\x1b[2J\u{2028}x";
         let escaped = escape_guest_text(forged);
-        assert!(!escaped.contains(['\n', '\r', '\x1b', '\u{2028}']), "{escaped}");
+        assert!(
+            !escaped.contains(['\n', '\r', '\x1b', '\u{2028}']),
+            "{escaped}"
+        );
         assert_eq!(
             escaped,
             "done\\n2026-12-03T10:00:00Z ERROR launch: admin key leaked\\r\\u{1b}[2J\\u{2028}x"
         );
-        assert!(matches!(escape_guest_text("plain é text"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            escape_guest_text("plain é text"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -612,14 +612,20 @@ mod tests {
         let small = Val::Record(vec![
             ("a".into(), Val::Option(None)),
             ("b".into(), Val::Result(Ok(None))),
-            ("c".into(), Val::Variant("v".into(), Some(Box::new(Val::U8(1))))),
+            (
+                "c".into(),
+                Val::Variant("v".into(), Some(Box::new(Val::U8(1)))),
+            ),
         ]);
         let text = val_to_json_text(&small, 1000).unwrap();
         assert_eq!(
             std::str::from_utf8(&text).unwrap(),
             r#"{"b":{"ok":null},"c":{"v":1}}"#
         );
-        assert_eq!(val_to_json_text(&small, text.len() as u64), Ok(text.clone()));
+        assert_eq!(
+            val_to_json_text(&small, text.len() as u64),
+            Ok(text.clone())
+        );
         assert_eq!(
             val_to_json_text(&small, text.len() as u64 - 1),
             Err(TooLarge)

@@ -90,11 +90,10 @@ where
     let stream: Box<dyn Stream> = match tls {
         Some(Tls { name, config }) => {
             let connector = tokio_rustls::TlsConnector::from(config);
-            let secured =
-                tokio::time::timeout(connect_timeout, connector.connect(name, tcp))
-                    .await
-                    .map_err(|_| Error::ConnectionTimeout)?
-                    .map_err(Error::Tls)?;
+            let secured = tokio::time::timeout(connect_timeout, connector.connect(name, tcp))
+                .await
+                .map_err(|_| Error::ConnectionTimeout)?
+                .map_err(Error::Tls)?;
             Box::new(secured)
         }
         None => Box::new(tcp),

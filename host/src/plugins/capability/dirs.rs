@@ -16,10 +16,129 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
 use wasmtime_wasi::WasiCtxBuilder;
 
-use super::manifest::{DirGrant, DirMode};
+use super::Access;
 use super::quota::Usage;
+use crate::plugins::manifest::in_range;
+
+/// How a granted directory may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirMode {
+    /// Files may be read and listed, never created, changed or removed.
+    ReadOnly,
+    /// Full access inside the directory.
+    ReadWrite,
+}
+
+/// A host directory mapped into the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DirGrant {
+    /// Canonical host path.
+    pub host: PathBuf,
+    /// Absolute path the guest sees.
+    pub guest: String,
+    /// Read-only or read-write.
+    pub mode: DirMode,
+    /// Most bytes of files the grant may hold (read-write grants).
+    pub max_bytes: u64,
+    /// Most files, directories and links the grant may hold (read-write grants).
+    pub max_entries: u64,
+}
+
+/// Default disk quota of a read-write grant, in MiB.
+pub const DEFAULT_MAX_MIB: u64 = 100;
+/// Default entry quota of a read-write grant.
+pub const DEFAULT_MAX_ENTRIES: u64 = 4096;
+
+/// One `dirs` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDir {
+    host: PathBuf,
+    guest: String,
+    mode: DirMode,
+    max_mib: Option<u64>,
+    max_entries: Option<u64>,
+}
+
+/// Validates `[grants] dirs`: each host folder exists (relative to `base`,
+/// the manifest's folder), guest paths are absolute and distinct, grants of
+/// this plugin do not nest, quotas are in range.
+pub fn validate(raw: Vec<RawDir>, base: &Path) -> Result<Vec<DirGrant>, String> {
+    let mut dirs: Vec<DirGrant> = Vec::with_capacity(raw.len());
+    for dir in raw {
+        let host_path = base.join(&dir.host);
+        let host = std::fs::canonicalize(&host_path).map_err(|e| {
+            format!(
+                "grants.dirs: host directory {} ({}) cannot be used: {e}; create it or fix the path (relative paths are relative to the manifest's folder)",
+                dir.host.display(),
+                host_path.display()
+            )
+        })?;
+        if !host.is_dir() {
+            return Err(format!(
+                "grants.dirs: {} is not a directory",
+                host.display()
+            ));
+        }
+        if !dir.guest.starts_with('/') || dir.guest.split('/').any(|c| c == "..") {
+            return Err(format!(
+                "grants.dirs: guest path {:?} must be absolute (start with '/') and contain no '..'",
+                dir.guest
+            ));
+        }
+        if let Some(other) = dirs.iter().find(|d| nested(&d.host, &host)) {
+            return Err(format!(
+                "grants.dirs: {} and {} overlap; grant directories that do not contain each other",
+                other.host.display(),
+                host.display()
+            ));
+        }
+        if dirs.iter().any(|d| d.guest == dir.guest) {
+            return Err(format!(
+                "grants.dirs: guest path {:?} is granted twice",
+                dir.guest
+            ));
+        }
+        let key = format!("grants.dirs ({})", dir.guest);
+        let max_mib = in_range(&format!("{key}.max_mib"), dir.max_mib, 1, 1 << 20)?;
+        let max_entries = in_range(
+            &format!("{key}.max_entries"),
+            dir.max_entries,
+            1,
+            10_000_000,
+        )?;
+        dirs.push(DirGrant {
+            host,
+            guest: dir.guest,
+            mode: dir.mode,
+            max_bytes: max_mib.unwrap_or(DEFAULT_MAX_MIB) << 20,
+            max_entries: max_entries.unwrap_or(DEFAULT_MAX_ENTRIES),
+        });
+    }
+    Ok(dirs)
+}
+
+/// `wasi:filesystem` for `launch plugin check`.
+pub fn describe(dirs: &[DirGrant]) -> Access {
+    let mut access = Access::granted("directories", dirs.len(), "[grants] dirs");
+    for dir in dirs {
+        access.capability.push_str(&match dir.mode {
+            DirMode::ReadOnly => format!("; {} at {} read-only", dir.host.display(), dir.guest),
+            DirMode::ReadWrite => format!(
+                "; {} at {} read-write, quota {} MiB and {} entries",
+                dir.host.display(),
+                dir.guest,
+                dir.max_bytes >> 20,
+                dir.max_entries
+            ),
+        });
+    }
+    access
+}
 
 /// A granted directory, held open since load.
 #[derive(Debug, Clone)]
@@ -38,9 +157,8 @@ pub fn pin(grants: &[DirGrant]) -> Result<Vec<PinnedDir>> {
     grants
         .iter()
         .map(|grant| {
-            let handle = File::open(&grant.host).with_context(|| {
-                format!("grants.dirs: cannot open {}", grant.host.display())
-            })?;
+            let handle = File::open(&grant.host)
+                .with_context(|| format!("grants.dirs: cannot open {}", grant.host.display()))?;
             if !handle.metadata()?.is_dir() {
                 bail!("grants.dirs: {} is not a directory", grant.host.display());
             }
@@ -151,7 +269,10 @@ mod tests {
         std::fs::rename(&approved, root.path().join("moved")).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &approved).unwrap();
         let reopened = fd_path(&pinned[0].handle);
-        assert!(reopened.join("mine").is_file(), "the grant followed the swap");
+        assert!(
+            reopened.join("mine").is_file(),
+            "the grant followed the swap"
+        );
     }
 
     #[test]

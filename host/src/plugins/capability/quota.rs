@@ -24,11 +24,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+use types::{ErrorCode, HostDescriptor, HostDirectoryEntryStream};
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemCtxView};
 use wasmtime_wasi::p2::bindings::filesystem::{preopens, types};
-use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsResult, OutputStream, Pollable, StreamError, StreamResult};
-use types::{ErrorCode, HostDescriptor, HostDirectoryEntryStream};
+use wasmtime_wasi::p2::{
+    DynInputStream, DynOutputStream, FsResult, OutputStream, Pollable, StreamError, StreamResult,
+};
 
 /// What one grant holds, against its quota.
 #[derive(Debug)]
@@ -140,7 +142,10 @@ impl FsQuotas {
 
     /// The grant whose quota an operation of this call ran into.
     pub fn hit(&self) -> Option<Arc<Usage>> {
-        self.hit.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.hit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn grant_of(&self, fd: &Resource<Descriptor>) -> Option<usize> {
@@ -148,7 +153,8 @@ impl FsQuotas {
     }
 
     fn usage(&self, fd: &Resource<Descriptor>) -> Option<Arc<Usage>> {
-        self.grant_of(fd).and_then(|i| self.grants.get(i).cloned().flatten())
+        self.grant_of(fd)
+            .and_then(|i| self.grants.get(i).cloned().flatten())
     }
 
     fn reserve(&self, usage: &Arc<Usage>, bytes: u64, entries: u64) -> FsResult<()> {
@@ -208,7 +214,10 @@ impl preopens::Host for QuotaFs<'_> {
 }
 
 impl types::Host for QuotaFs<'_> {
-    fn convert_error_code(&mut self, err: wasmtime_wasi::p2::FsError) -> wasmtime::Result<ErrorCode> {
+    fn convert_error_code(
+        &mut self,
+        err: wasmtime_wasi::p2::FsError,
+    ) -> wasmtime::Result<ErrorCode> {
         types::Host::convert_error_code(&mut self.fs, err)
     }
 
@@ -216,7 +225,13 @@ impl types::Host for QuotaFs<'_> {
         &mut self,
         err: Resource<wasmtime::Error>,
     ) -> wasmtime::Result<Option<ErrorCode>> {
-        if self.fs.table.get(&err)?.downcast_ref::<QuotaExceeded>().is_some() {
+        if self
+            .fs
+            .table
+            .get(&err)?
+            .downcast_ref::<QuotaExceeded>()
+            .is_some()
+        {
             return Ok(Some(ErrorCode::Quota));
         }
         types::Host::filesystem_error_code(&mut self.fs, err)
@@ -291,15 +306,25 @@ impl HostDescriptor for QuotaFs<'_> {
         HostDescriptor::sync_data(&mut self.fs, fd).await
     }
 
-    async fn get_flags(&mut self, fd: Resource<types::Descriptor>) -> FsResult<types::DescriptorFlags> {
+    async fn get_flags(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+    ) -> FsResult<types::DescriptorFlags> {
         HostDescriptor::get_flags(&mut self.fs, fd).await
     }
 
-    async fn get_type(&mut self, fd: Resource<types::Descriptor>) -> FsResult<types::DescriptorType> {
+    async fn get_type(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+    ) -> FsResult<types::DescriptorType> {
         HostDescriptor::get_type(&mut self.fs, fd).await
     }
 
-    async fn set_size(&mut self, fd: Resource<types::Descriptor>, size: types::Filesize) -> FsResult<()> {
+    async fn set_size(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        size: types::Filesize,
+    ) -> FsResult<()> {
         let Some(usage) = self.quotas.usage(&fd) else {
             return HostDescriptor::set_size(&mut self.fs, fd, size).await;
         };
@@ -374,7 +399,11 @@ impl HostDescriptor for QuotaFs<'_> {
         HostDescriptor::sync(&mut self.fs, fd).await
     }
 
-    async fn create_directory_at(&mut self, fd: Resource<types::Descriptor>, path: String) -> FsResult<()> {
+    async fn create_directory_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path: String,
+    ) -> FsResult<()> {
         let usage = self.quotas.usage(&fd);
         if let Some(usage) = &usage {
             self.quotas.reserve(usage, 0, 1)?;
@@ -425,8 +454,15 @@ impl HostDescriptor for QuotaFs<'_> {
         if let Some(usage) = &usage {
             self.quotas.reserve(usage, 0, 1)?;
         }
-        let linked =
-            HostDescriptor::link_at(&mut self.fs, fd, old_path_flags, old_path, new_descriptor, new_path).await;
+        let linked = HostDescriptor::link_at(
+            &mut self.fs,
+            fd,
+            old_path_flags,
+            old_path,
+            new_descriptor,
+            new_path,
+        )
+        .await;
         if let (Err(_), Some(usage)) = (&linked, &usage) {
             usage.release(0, 1);
         }
@@ -453,11 +489,14 @@ impl HostDescriptor for QuotaFs<'_> {
                     self.quotas.reserve(usage, 0, 1)?;
                     created = true;
                 }
-                Ok(stat) if oflags.contains(types::OpenFlags::TRUNCATE) => truncated = freed_bytes(stat),
+                Ok(stat) if oflags.contains(types::OpenFlags::TRUNCATE) => {
+                    truncated = freed_bytes(stat)
+                }
                 _ => {}
             }
         }
-        let opened = HostDescriptor::open_at(&mut self.fs, fd, path_flags, path, oflags, flags).await;
+        let opened =
+            HostDescriptor::open_at(&mut self.fs, fd, path_flags, path, oflags, flags).await;
         match (&opened, &usage) {
             (Ok(new), Some(usage)) => {
                 usage.release(truncated, 0);
@@ -482,11 +521,19 @@ impl HostDescriptor for QuotaFs<'_> {
         HostDescriptor::drop(&mut self.fs, fd)
     }
 
-    async fn readlink_at(&mut self, fd: Resource<types::Descriptor>, path: String) -> FsResult<String> {
+    async fn readlink_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path: String,
+    ) -> FsResult<String> {
         HostDescriptor::readlink_at(&mut self.fs, fd, path).await
     }
 
-    async fn remove_directory_at(&mut self, fd: Resource<types::Descriptor>, path: String) -> FsResult<()> {
+    async fn remove_directory_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path: String,
+    ) -> FsResult<()> {
         let usage = self.quotas.usage(&fd);
         HostDescriptor::remove_directory_at(&mut self.fs, fd, path).await?;
         if let Some(usage) = usage {
@@ -544,7 +591,11 @@ impl HostDescriptor for QuotaFs<'_> {
         made
     }
 
-    async fn unlink_file_at(&mut self, fd: Resource<types::Descriptor>, path: String) -> FsResult<()> {
+    async fn unlink_file_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path: String,
+    ) -> FsResult<()> {
         let usage = self.quotas.usage(&fd);
         let before = match &usage {
             Some(_) => HostDescriptor::stat_at(
@@ -581,7 +632,10 @@ impl HostDescriptor for QuotaFs<'_> {
         self.counted(&fd, stream, Some(offset))
     }
 
-    fn append_via_stream(&mut self, fd: Resource<types::Descriptor>) -> FsResult<Resource<DynOutputStream>> {
+    fn append_via_stream(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+    ) -> FsResult<Resource<DynOutputStream>> {
         let stream = HostDescriptor::append_via_stream(&mut self.fs, borrow(&fd))?;
         self.counted(&fd, stream, None)
     }
@@ -594,7 +648,10 @@ impl HostDescriptor for QuotaFs<'_> {
         HostDescriptor::is_same_object(&mut self.fs, a, b).await
     }
 
-    async fn metadata_hash(&mut self, fd: Resource<types::Descriptor>) -> FsResult<types::MetadataHashValue> {
+    async fn metadata_hash(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+    ) -> FsResult<types::MetadataHashValue> {
         HostDescriptor::metadata_hash(&mut self.fs, fd).await
     }
 

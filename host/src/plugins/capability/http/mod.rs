@@ -1,5 +1,7 @@
-//! The outbound-HTTP gate: every `wasi:http` request a plugin makes passes
-//! through [`HttpGate::send_request`] before anything leaves the host.
+//! The HTTP capability (`[grants] http`): the allowlist's syntax and
+//! validation, and the outbound gate every `wasi:http` request a plugin makes
+//! passes through ([`HttpGate::send_request`]) before anything leaves the
+//! host. Patterns are in `pattern.rs`, the sender in `client.rs`.
 //!
 //! In order, a request must: match an allowlist pattern of the manifest
 //! (scheme, host and port); carry credential headers only where the matching
@@ -26,9 +28,110 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
-use super::http_client;
-use super::http_policy::{HostPattern, is_public};
-use super::manifest::{Manifest, secret_references};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use self::pattern::{HostPattern, is_public};
+use super::Access;
+use super::secrets;
+use crate::plugins::manifest::Manifest;
+
+pub mod client;
+pub mod pattern;
+
+/// One outbound-HTTP allowlist entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpGrant {
+    /// `scheme://host[:port]` pattern, `*.` allowed for subdomains.
+    pub url: String,
+    /// Whether the guest may send `Authorization`, `Cookie` and
+    /// `Proxy-Authorization` headers to matching hosts.
+    pub credentials: bool,
+    /// Headers the host adds to every request to matching hosts. Values may
+    /// reference secrets as `${NAME}`; the guest never sees the result.
+    pub headers: BTreeMap<String, String>,
+    /// A PEM file of the only root certificates HTTPS servers of this grant
+    /// may chain to (a private CA); the public web roots when absent.
+    pub ca: Option<PathBuf>,
+}
+
+/// One `http` entry as written: a pattern, or a table.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawHttpGrant {
+    /// `"https://api.example.com"`
+    Pattern(String),
+    /// `{ url = ..., credentials = ..., headers = ..., ca = ... }`
+    Detailed(RawHttpDetail),
+}
+
+/// The table form of an `http` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpDetail {
+    url: String,
+    #[serde(default)]
+    credentials: bool,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    ca: Option<PathBuf>,
+}
+
+/// Validates `[grants] http`: patterns, header names, secret references
+/// (which must name `grants.secrets`), CA files (relative to `base`).
+pub fn validate(
+    raw: Vec<RawHttpGrant>,
+    secrets: &BTreeMap<String, String>,
+    base: &std::path::Path,
+) -> Result<Vec<HttpGrant>, String> {
+    let mut http = Vec::with_capacity(raw.len());
+    for grant in raw {
+        let grant = match grant {
+            RawHttpGrant::Pattern(url) => HttpGrant {
+                url,
+                credentials: false,
+                headers: BTreeMap::new(),
+                ca: None,
+            },
+            RawHttpGrant::Detailed(d) => HttpGrant {
+                url: d.url,
+                credentials: d.credentials,
+                headers: d.headers,
+                ca: d.ca.map(|ca| base.join(ca)),
+            },
+        };
+        if let Some(ca) = &grant.ca
+            && !ca.is_file()
+        {
+            return Err(format!(
+                "grants.http: the CA file {} of {} does not exist (relative paths are relative to the manifest's folder)",
+                ca.display(),
+                grant.url
+            ));
+        }
+        HostPattern::parse(&grant.url).map_err(|e| format!("grants.http: {e}"))?;
+        for (name, value) in &grant.headers {
+            if HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!("grants.http: {name:?} is not a valid header name"));
+            }
+            if let Some(reference) = secrets::references(value).find(|r| !secrets.contains_key(*r))
+            {
+                return Err(format!(
+                    "grants.http: header {name:?} uses ${{{reference}}}, which is not in grants.secrets"
+                ));
+            }
+        }
+        http.push(grant);
+    }
+    Ok(http)
+}
+
+/// `wasi:http` for `launch plugin check`.
+pub fn describe(grants: &[HttpGrant]) -> Access {
+    Access::granted("HTTP origins", grants.len(), "[grants] http")
+}
 
 /// Longest a connection attempt may take, whatever the guest asks for.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,13 +201,10 @@ impl Redactions {
 /// production; the one seam where a test can stand in for DNS (to show that a
 /// connection goes to the address that was checked, not to a second answer).
 #[derive(Clone)]
-pub struct Resolver(
-    Arc<
-        dyn Fn(String, u16) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>
-            + Send
-            + Sync,
-    >,
-);
+pub struct Resolver(Arc<dyn Fn(String, u16) -> Resolving + Send + Sync>);
+
+/// A resolution under way.
+type Resolving = Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>;
 
 impl Resolver {
     /// A resolver answering with `resolve`.
@@ -119,7 +219,9 @@ impl Resolver {
     /// The operating system's resolver (getaddrinfo).
     pub fn system() -> Self {
         Self::new(|host: String, port| async move {
-            Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect())
+            Ok(tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .collect())
         })
     }
 
@@ -163,7 +265,7 @@ impl HttpPolicy {
             let mut hidden = Vec::new();
             for (name, template) in &grant.headers {
                 let mut value = template.clone();
-                for reference in secret_references(template) {
+                for reference in secrets::references(template) {
                     let secret = secrets
                         .get(reference)
                         .map(String::as_str)
@@ -183,8 +285,8 @@ impl HttpPolicy {
                 inject.push((HeaderName::from_bytes(name.as_bytes())?, value));
             }
             let tls = match &grant.ca {
-                Some(path) => Arc::new(http_client::with_roots(load_roots(path)?)),
-                None => http_client::public_roots(),
+                Some(path) => Arc::new(client::with_roots(load_roots(path)?)),
+                None => client::public_roots(),
             };
             rules.push(Rule {
                 pattern,
@@ -210,17 +312,29 @@ fn load_roots(path: &std::path::Path) -> anyhow::Result<rustls::RootCertStore> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(path).map_err(|e| {
-        anyhow::anyhow!("grants.http: cannot read the CA file {}: {e}", path.display())
+        anyhow::anyhow!(
+            "grants.http: cannot read the CA file {}: {e}",
+            path.display()
+        )
     })? {
         let cert = cert.map_err(|e| {
-            anyhow::anyhow!("grants.http: the CA file {} is not valid PEM: {e}", path.display())
+            anyhow::anyhow!(
+                "grants.http: the CA file {} is not valid PEM: {e}",
+                path.display()
+            )
         })?;
         roots.add(cert).map_err(|e| {
-            anyhow::anyhow!("grants.http: a certificate in {} is unusable: {e}", path.display())
+            anyhow::anyhow!(
+                "grants.http: a certificate in {} is unusable: {e}",
+                path.display()
+            )
         })?;
     }
     if roots.is_empty() {
-        anyhow::bail!("grants.http: the CA file {} holds no certificate", path.display());
+        anyhow::bail!(
+            "grants.http: the CA file {} holds no certificate",
+            path.display()
+        );
     }
     Ok(roots)
 }
@@ -347,7 +461,7 @@ impl WasiHttpHooks for HttpGate {
                 tls,
                 redact,
             } = admitted;
-            let (response, io) = http_client::send(request, addr, tls, options).await?;
+            let (response, io) = client::send(request, addr, tls, options).await?;
             let io = async move {
                 let _permit = permit;
                 io.await
@@ -391,7 +505,7 @@ struct Admitted {
     request: http::Request<WasiBody>,
     /// The address that was checked: the only one the request may go to.
     addr: SocketAddr,
-    tls: Option<http_client::Tls>,
+    tls: Option<client::Tls>,
     /// What must be redacted from the response.
     redact: Arc<Redactions>,
 }
@@ -428,10 +542,13 @@ async fn admit(
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = match bare_host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::time::timeout(MAX_CONNECT_TIMEOUT, policy.resolver.resolve(bare_host, port))
-            .await
-            .map_err(|_| Refusal::Unresolvable(host.clone()))?
-            .map_err(|_| Refusal::Unresolvable(host.clone()))?,
+        Err(_) => tokio::time::timeout(
+            MAX_CONNECT_TIMEOUT,
+            policy.resolver.resolve(bare_host, port),
+        )
+        .await
+        .map_err(|_| Refusal::Unresolvable(host.clone()))?
+        .map_err(|_| Refusal::Unresolvable(host.clone()))?,
     };
     let first = check_destination(&rule.pattern, &addrs).map_err(|e| match e {
         Some(ip) => Refusal::Private(ip),
@@ -442,7 +559,7 @@ async fn admit(
         request.headers_mut().insert(name.clone(), value.clone());
     }
     let tls = match scheme.as_str() {
-        "https" => Some(http_client::Tls {
+        "https" => Some(client::Tls {
             name: match bare_host.parse::<IpAddr>() {
                 Ok(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
                 Err(_) => rustls::pki_types::ServerName::try_from(bare_host.to_owned())
@@ -589,7 +706,11 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_also_across_frame_boundaries() {
-        let redact = Redactions::new([b"s3cr3t-token".to_vec(), b"Bearer s3cr3t-token".to_vec(), b"abc".to_vec()]);
+        let redact = Redactions::new([
+            b"s3cr3t-token".to_vec(),
+            b"Bearer s3cr3t-token".to_vec(),
+            b"abc".to_vec(),
+        ]);
         assert_eq!(
             redact.apply(b"auth: Bearer s3cr3t-token; raw s3cr3t-token; abc"),
             b"auth: [REDACTED]; raw [REDACTED]; abc".to_vec()
@@ -611,7 +732,11 @@ mod tests {
             while let Poll::Ready(Some(frame)) = Pin::new(&mut body).poll_frame(&mut cx) {
                 out.extend_from_slice(&frame.unwrap().into_data().unwrap());
             }
-            assert_eq!(out, b"xx [REDACTED] yy [REDACTED]".to_vec(), "split at {split}");
+            assert_eq!(
+                out,
+                b"xx [REDACTED] yy [REDACTED]".to_vec(),
+                "split at {split}"
+            );
         }
     }
 
