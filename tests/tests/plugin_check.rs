@@ -372,7 +372,10 @@ fn filesystem_imports_say_whether_directories_are_granted() {
     );
     let (out, json) = check_json(&file, &["--plugins", &no_plugins(&tmp)]);
     assert_exit(&out, 0);
-    let open = "directories: 1 granted by `[grants] dirs`";
+    let open = format!(
+        "directories: 1 granted by `[grants] dirs`; {} at /workspace read-only",
+        work.canonicalize().unwrap().display()
+    );
     assert_eq!(capability(&json, "wasi:filesystem/preopens"), open);
     assert_eq!(capability(&json, "wasi:filesystem/types"), open);
     assert_eq!(missing_grants(&json), ["(none)", "(none)"]);
