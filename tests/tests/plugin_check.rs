@@ -386,7 +386,7 @@ fn filesystem_imports_say_whether_directories_are_granted() {
     let text = stdout(&out);
     assert!(
         text.lines()
-            .any(|l| l.trim_start().starts_with("wasi:filesystem/preopens@") && l.ends_with(open)),
+            .any(|l| l.trim_start().starts_with("wasi:filesystem/preopens@") && l.ends_with(&open)),
         "{text}"
     );
     assert!(
