@@ -879,9 +879,15 @@ async fn result_amplification_is_refused_at_the_output_limit() {
     // the output limit applied.
     let dir = PluginDir::new().wat("amplify", "amplify");
     let r = load(&dir);
+    // Sizes whose values the host can lift within the type's hostcall fuel
+    // (so the JSON limit is what stops them), and far larger ones (stopped
+    // before anything is lifted).
     for (tool, n) in [
+        ("amplify_flags_list", 13_000),
         ("amplify_flags_list", 131_072),
+        ("amplify_results_list", 400_000),
         ("amplify_results_list", 2_097_152),
+        ("amplify_records_list", 19_000),
         ("amplify_records_list", 262_144),
     ] {
         let err = r.call(tool, &json!({"n": n})).await.unwrap_err();
@@ -932,22 +938,19 @@ async fn result_amplification_keeps_the_servers_memory_bounded() {
         .unwrap();
     assert_eq!(warm.status(), 200);
     let baseline = peak_rss(server.pid());
+    // Sizes the host can lift within each type's hostcall fuel: the JSON
+    // output limit is what stops them.
     let calls = [
-        "amplify_flags_list",
-        "amplify_results_list",
-        "amplify_records_list",
+        ("amplify_flags_list", 13_000),
+        ("amplify_results_list", 400_000),
+        ("amplify_records_list", 19_000),
     ]
-    .map(|tool| {
+    .map(|(tool, n)| {
         let (client, url) = (
             client.clone(),
             format!("{}/v1/tools/{tool}/invoke", server.url),
         );
         tokio::spawn(async move {
-            let n = if tool == "amplify_results_list" {
-                2_097_152
-            } else {
-                262_144
-            };
             let reply = client
                 .post(url)
                 .json(&json!({"n": n}))

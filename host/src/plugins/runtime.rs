@@ -25,7 +25,7 @@ use super::host_api::PluginApi;
 use super::manifest::Manifest;
 use super::shape::Shape;
 use super::stdio::{Capture, escape_guest_text};
-use super::values::{Param, args_to_vals, val_to_json_text};
+use super::values::{Param, args_to_vals, val_to_json};
 
 /// Everything one `Store` holds for one call.
 pub struct HostState {
@@ -103,8 +103,6 @@ const RESULT_HOST_BYTES_PER_OUTPUT_BYTE: f64 = 16.0;
 /// Least hostcall fuel a call gets, whatever its result type: what one host
 /// call (a file or stream write) may carry from the guest.
 const MIN_HOSTCALL_FUEL: usize = 1 << 20;
-/// JSON results larger than this are parsed off the async workers.
-const PARSE_INLINE_MAX: usize = 64 * 1024;
 /// Fuel units between yields to the async runtime, for metered plugins.
 const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
 
@@ -398,7 +396,7 @@ impl Tool {
             Ok(Err(e)) => Err(self.classify(e, &store, &stderr_text)),
             Ok(Ok(())) => {
                 drop(store);
-                self.finish(results.pop()).await
+                self.finish(results.pop())
             }
         };
         // A call that failed after running into a disk quota failed because of it.
@@ -413,36 +411,27 @@ impl Tool {
         }
     }
 
-    /// Turns the returned value into the tool's outcome. The JSON text is
-    /// written with the output limit as a hard stop, the `Val` is dropped, and
-    /// only then is the text parsed (off the async workers when large).
-    async fn finish(&self, result: Option<Val>) -> Result<Value, ToolError> {
+    /// Turns the returned value into the tool's outcome, refusing a result
+    /// whose JSON would pass the output limit before building it.
+    fn finish(&self, result: Option<Val>) -> Result<Value, ToolError> {
         let limit = self.plugin.manifest.limits.max_output_bytes;
-        let too_large = |_| ToolError::OutputTooLarge {
-            plugin: self.plugin.name.to_string(),
-            limit,
+        let json = |v: &Val| {
+            val_to_json(v, limit).map_err(|_| ToolError::OutputTooLarge {
+                plugin: self.plugin.name.to_string(),
+                limit,
+            })
         };
-        let (failed, text) = match (&self.returns, result) {
+        let (failed, value) = match (&self.returns, result) {
             (Returns::Fallible { .. }, Some(Val::Result(outcome))) => {
                 let failed = outcome.is_err();
-                let payload = outcome.unwrap_or_else(|e| e);
-                let text = match payload {
-                    Some(v) => val_to_json_text(&v, limit).map_err(too_large)?,
-                    None => b"null".to_vec(),
-                };
-                (failed, text)
+                match outcome.unwrap_or_else(|e| e) {
+                    Some(v) => (failed, json(&v)?),
+                    None => (failed, Value::Null),
+                }
             }
-            (_, Some(v)) => (false, val_to_json_text(&v, limit).map_err(too_large)?),
-            (_, None) => (false, b"null".to_vec()),
+            (_, Some(v)) => (false, json(&v)?),
+            (_, None) => (false, Value::Null),
         };
-        let value = if text.len() <= PARSE_INLINE_MAX {
-            serde_json::from_slice(&text)
-        } else {
-            tokio::task::spawn_blocking(move || serde_json::from_slice(&text))
-                .await
-                .map_err(|e| self.plugin.unavailable(e))?
-        }
-        .map_err(|e| self.plugin.unavailable(format!("unreadable result: {e}")))?;
         if !failed {
             return Ok(value);
         }

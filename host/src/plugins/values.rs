@@ -332,37 +332,34 @@ pub fn describe(value: &Value) -> String {
     format!("{kind} {text}")
 }
 
-/// Writes a component value as compact JSON, stopping with [`TooLarge`] as
-/// soon as more than `limit` bytes would be written: a hostile result costs
-/// the host at most `limit` bytes of text here, whatever its type.
-/// Non-finite floats become `null`, as JSON has no encoding for them.
-pub fn val_to_json_text(val: &Val, limit: u64) -> Result<Vec<u8>, TooLarge> {
-    let mut out = Limited {
-        bytes: Vec::new(),
-        limit,
-    };
-    match serde_json::to_writer(&mut out, &Json(val)) {
-        Ok(()) => Ok(out.bytes),
-        // Writing to memory fails only at the limit.
-        Err(_) => Err(TooLarge),
-    }
+/// Converts a component value to JSON if its compact JSON text takes at most
+/// `limit` bytes, else [`TooLarge`]. The size is measured first, by writing
+/// the text to a counter that stops at the limit (nothing is allocated), so a
+/// hostile result costs no more than its lifted value before it is refused;
+/// only a value within the limit is turned into a tree, built with exact
+/// capacities. Non-finite floats become `null`, as JSON has no encoding for them.
+pub fn val_to_json(val: &Val, limit: u64) -> Result<Value, TooLarge> {
+    let mut counter = Counter { written: 0, limit };
+    serde_json::to_writer(&mut counter, &Json(val)).map_err(|_| TooLarge)?;
+    Ok(tree(val))
 }
 
 /// A JSON result passed its byte limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooLarge;
 
-struct Limited {
-    bytes: Vec<u8>,
+/// Counts written bytes and fails past the limit.
+struct Counter {
+    written: u64,
     limit: u64,
 }
 
-impl std::io::Write for Limited {
+impl std::io::Write for Counter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if (self.bytes.len() + buf.len()) as u64 > self.limit {
+        self.written += buf.len() as u64;
+        if self.written > self.limit {
             return Err(std::io::Error::other("output limit"));
         }
-        self.bytes.extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -371,8 +368,62 @@ impl std::io::Write for Limited {
     }
 }
 
+/// The JSON tree of a value, in the encoding [`Json`] writes.
+fn tree(val: &Val) -> Value {
+    match val {
+        Val::Bool(b) => Value::Bool(*b),
+        Val::S8(n) => (*n).into(),
+        Val::U8(n) => (*n).into(),
+        Val::S16(n) => (*n).into(),
+        Val::U16(n) => (*n).into(),
+        Val::S32(n) => (*n).into(),
+        Val::U32(n) => (*n).into(),
+        Val::S64(n) => (*n).into(),
+        Val::U64(n) => (*n).into(),
+        Val::Float32(f) => {
+            serde_json::Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number)
+        }
+        Val::Float64(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        Val::Char(c) => Value::String(c.to_string()),
+        Val::String(s) => Value::String(s.clone()),
+        Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
+            Value::Array(items.iter().map(tree).collect())
+        }
+        Val::Record(fields) => {
+            let mut map = Map::with_capacity(fields.len());
+            for (k, v) in fields {
+                if !matches!(v, Val::Option(None)) {
+                    map.insert(k.clone(), tree(v));
+                }
+            }
+            Value::Object(map)
+        }
+        Val::Variant(name, None) | Val::Enum(name) => Value::String(name.clone()),
+        Val::Variant(name, Some(payload)) => single_tree(name, Some(payload)),
+        Val::Option(None) => Value::Null,
+        Val::Option(Some(v)) => tree(v),
+        Val::Result(Ok(v)) => single_tree("ok", v.as_deref()),
+        Val::Result(Err(v)) => single_tree("err", v.as_deref()),
+        Val::Flags(names) => Value::Array(names.iter().map(|n| Value::String(n.clone())).collect()),
+        Val::Map(pairs) => Value::Array(
+            pairs
+                .iter()
+                .map(|(k, v)| Value::Array(vec![tree(k), tree(v)]))
+                .collect(),
+        ),
+        Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => Value::Null,
+    }
+}
+
+fn single_tree(key: &str, value: Option<&Val>) -> Value {
+    let mut map = Map::with_capacity(1);
+    map.insert(key.to_owned(), value.map_or(Value::Null, tree));
+    Value::Object(map)
+}
+
 /// The one JSON encoding of component values (the table in `shape.rs`),
-/// written straight to text with no intermediate tree.
+/// as a serializer: what [`val_to_json`] measures. [`tree`] builds the same
+/// JSON as a value (a unit test keeps the two equal).
 struct Json<'a>(&'a Val);
 
 impl Serialize for Json<'_> {
@@ -444,13 +495,17 @@ mod tests {
         }
     }
 
-    fn val_to_json(val: &Val) -> Value {
-        serde_json::from_slice(&val_to_json_text(val, u64::MAX).unwrap()).unwrap()
+    /// The tree, checked against the serializer's text.
+    fn to_json(val: &Val) -> Value {
+        let value = val_to_json(val, u64::MAX).unwrap();
+        let text = serde_json::to_vec(&Json(val)).unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&text).unwrap(), value);
+        value
     }
 
     fn round_trip(shape: &Shape, value: Value) {
         let val = json_to_val(&value, shape, "$").unwrap();
-        assert_eq!(val_to_json(&val), value);
+        assert_eq!(to_json(&val), value);
     }
 
     #[test]
@@ -599,16 +654,16 @@ mod tests {
 
     #[test]
     fn non_finite_results_become_null() {
-        assert_eq!(val_to_json(&Val::Float64(f64::NAN)), Value::Null);
-        assert_eq!(val_to_json(&Val::Float32(f32::INFINITY)), Value::Null);
-        assert_eq!(val_to_json(&Val::Float32(0.5)), json!(0.5));
+        assert_eq!(to_json(&Val::Float64(f64::NAN)), Value::Null);
+        assert_eq!(to_json(&Val::Float32(f32::INFINITY)), Value::Null);
+        assert_eq!(to_json(&Val::Float32(0.5)), json!(0.5));
     }
 
     #[test]
-    fn text_stops_at_the_limit() {
+    fn conversion_stops_at_the_limit() {
         let names: Vec<String> = (0..32).map(|i| format!("{i}")).collect();
         let list = Val::List(vec![Val::Flags(names); 10_000]);
-        assert_eq!(val_to_json_text(&list, 4096), Err(TooLarge));
+        assert_eq!(val_to_json(&list, 4096), Err(TooLarge));
         let small = Val::Record(vec![
             ("a".into(), Val::Option(None)),
             ("b".into(), Val::Result(Ok(None))),
@@ -617,18 +672,9 @@ mod tests {
                 Val::Variant("v".into(), Some(Box::new(Val::U8(1)))),
             ),
         ]);
-        let text = val_to_json_text(&small, 1000).unwrap();
-        assert_eq!(
-            std::str::from_utf8(&text).unwrap(),
-            r#"{"b":{"ok":null},"c":{"v":1}}"#
-        );
-        assert_eq!(
-            val_to_json_text(&small, text.len() as u64),
-            Ok(text.clone())
-        );
-        assert_eq!(
-            val_to_json_text(&small, text.len() as u64 - 1),
-            Err(TooLarge)
-        );
+        let text = r#"{"b":{"ok":null},"c":{"v":1}}"#;
+        assert_eq!(to_json(&small).to_string(), text);
+        assert!(val_to_json(&small, text.len() as u64).is_ok());
+        assert_eq!(val_to_json(&small, text.len() as u64 - 1), Err(TooLarge));
     }
 }
