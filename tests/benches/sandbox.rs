@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use launch::plugins::engine::{EPOCH_TICK, config};
 use launch_tests::stats::{machine, ms, summarize, us};
-use launch_tests::{PluginDir, Server, plugin_wasm};
+use launch_tests::{PluginDir, Server, peak_rss, plugin_wasm};
 use serde_json::json;
 use wasmtime::component::{Component, Linker, ResourceTable, Val};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
@@ -178,17 +178,6 @@ async fn timeout_latency() {
         ms(late.p99),
         late.p99.as_secs_f64() / EPOCH_TICK.as_secs_f64()
     );
-}
-
-/// The peak resident memory of a process (its high-water mark), in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap()
-        * 1024
 }
 
 /// Each amplifying result type with two sizes: the most elements whose JSON

@@ -268,6 +268,17 @@ pub mod stats {
     }
 }
 
+/// The peak resident memory of a process (its high-water mark), in bytes.
+pub fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
 /// A `launch serve` child process on a free loopback port, killed on drop.
 pub struct Server {
     child: std::process::Child,

@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use axum::response::Redirect;
 use axum::routing::get;
 use launch::plugins::{LoadOptions, Registry, ToolError};
-use launch_tests::{PluginDir, Server, call_ok as ok, tool_error as failed};
+use launch_tests::{PluginDir, Server, call_ok as ok, peak_rss, tool_error as failed};
 use serde_json::{Value, json};
 
 fn load(dir: &PluginDir) -> Registry {
@@ -908,17 +908,6 @@ async fn result_amplification_is_refused_at_the_output_limit() {
     );
     let records = ok(&r, "amplify_records_list", json!({"n": 1000})).await;
     assert_eq!(records[999]["h"], true);
-}
-
-/// The peak resident memory of a process (its high-water mark), in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib * 1024
 }
 
 #[tokio::test]
