@@ -29,6 +29,9 @@ pub const DEFAULT_SYSTEM_PROMPT: &str = "You are Launch, a helpful assistant. Us
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// The file this was read from, when there was one (no plugin grant may reach it).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
     /// `listen = "127.0.0.1:8080"`
     pub listen: Option<String>,
     /// `data_dir = "./data"`
@@ -178,6 +181,10 @@ impl FileConfig {
     pub fn load(path: &Path, required: bool) -> Result<Self> {
         match std::fs::read_to_string(path) {
             Ok(text) => toml::from_str(&text)
+                .map(|config| Self {
+                    source: Some(path.to_owned()),
+                    ..config
+                })
                 .with_context(|| format!("invalid configuration file {}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::default()),
             Err(e) => {

@@ -81,7 +81,9 @@ impl Locations {
             .clone()
             .or(file.plugins_dir.clone())
             .unwrap_or_else(|| "./plugins".into());
-        LoadOptions::new(plugins, self.data_dir(file))
+        let mut options = LoadOptions::new(plugins, self.data_dir(file));
+        options.protected.extend(file.source.clone());
+        options
     }
 
     fn load(&self, file: &FileConfig) -> Result<Registry> {

@@ -476,6 +476,11 @@ async fn test_server(seen: Seen) -> SocketAddr {
             get(|| async { Redirect::temporary("http://127.0.0.2:9/stolen") }),
         )
         .route("/big", get(|| async { "x".repeat(3 << 20) }))
+        // A compressed answer (the host cannot redact what it cannot read).
+        .route(
+            "/gzip",
+            get(|| async { ([("content-encoding", "gzip")], "not really gzip") }),
+        )
         // A server that reflects what it was sent, in its body and a header.
         .route(
             "/echo",
@@ -1052,6 +1057,34 @@ async fn secrets_a_granted_server_echoes_back_are_redacted() {
     let body = reply["body"].as_str().unwrap();
     assert!(body.contains("x-api-key: [REDACTED]"), "{body}");
     assert!(!body.contains(&secret), "{body}");
+    // The guest cannot ask for an encoding that would hide the echo from the
+    // host, nor for byte ranges that cut it in pieces.
+    let reply = ok(
+        &r,
+        "http_probe_get_with_header",
+        json!({"url": format!("http://{addr}/echo"), "name": "accept-encoding", "value": "gzip"}),
+    )
+    .await;
+    let body = reply["body"].as_str().unwrap();
+    assert!(body.contains("accept-encoding: identity"), "{body}");
+    assert!(!body.contains(&secret), "{body}");
+    let reply = ok(
+        &r,
+        "http_probe_get_with_header",
+        json!({"url": format!("http://{addr}/echo"), "name": "range", "value": "bytes=0-4"}),
+    )
+    .await;
+    assert!(
+        !reply["body"].as_str().unwrap().contains("range:"),
+        "{reply}"
+    );
+    let err = failed(
+        &r,
+        "http_probe_get",
+        json!({"url": format!("http://{addr}/gzip")}),
+    )
+    .await;
+    assert!(err.contains("HttpResponseContentCoding"), "{err}");
 }
 
 #[tokio::test]
@@ -1080,17 +1113,16 @@ async fn a_newcomer_cannot_take_an_established_plugins_tool_name() {
         err.error
     );
 
-    // With no record yet (a fresh data folder), the file that was there
-    // first wins: the older one.
-    let fresh = PluginDir::new()
-        .fixture_as("fs-probe", "victim")
-        .wat("victim-read", "victim-read");
-    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    // With no record yet (a fresh data folder), the file that arrived first
+    // wins, and backdating the newcomer's modification time does not help.
+    let fresh = PluginDir::new().fixture_as("fs-probe", "victim");
+    std::thread::sleep(Duration::from_millis(20));
+    let fresh = fresh.wat("victim-read", "victim-read");
     std::fs::File::options()
         .write(true)
-        .open(fresh.path().join("victim.wasm"))
+        .open(fresh.path().join("victim-read.wasm"))
         .unwrap()
-        .set_modified(old)
+        .set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(315_532_800))
         .unwrap();
     let r = fresh.load();
     assert_eq!(
@@ -1380,6 +1412,44 @@ async fn fs_quota_granted_by_the_manifest() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "quota_exceeded", "{err}");
+}
+
+#[tokio::test]
+async fn fs_quota_is_not_given_back_by_renaming_a_file_onto_itself() {
+    // A rename onto the same file does nothing, so it may free nothing.
+    let work = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "[grants]\ndirs = [{{ host = \"{}\", guest = \"/data\", mode = \"read-write\", max_mib = 2 }}]\n",
+        work.path().display()
+    );
+    let (_d, r) = one("fs-probe", &manifest);
+    let big = "x".repeat(1_500_000);
+    ok(
+        &r,
+        "fs_probe_write_file",
+        json!({"path": "/data/f", "content": big}),
+    )
+    .await;
+    for _ in 0..3 {
+        ok(
+            &r,
+            "fs_probe_rename_path",
+            json!({"from": "/data/f", "to": "/data/f"}),
+        )
+        .await;
+    }
+    let err = r
+        .call(
+            "fs_probe_write_file",
+            &json!({"path": "/data/g", "content": big}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "quota_exceeded", "{err}");
+    assert!(
+        !work.path().join("g").exists()
+            || std::fs::metadata(work.path().join("g")).unwrap().len() < 1_500_000
+    );
 }
 
 #[tokio::test]

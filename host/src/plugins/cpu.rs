@@ -15,8 +15,9 @@
 //! The wait is bounded by the call's deadline, after which the next tick
 //! stops the guest.
 //!
-//! Known limit: a guest that holds a turn and then blocks in a host call
-//! (a sleep, a slow HTTP response) keeps the turn until its next tick in wasm.
+//! A turn is also taken back after [`MAX_TURN`] whatever the guest does, so
+//! a guest that gets a turn and then blocks in a host call (a sleep, a slow
+//! HTTP response), where no tick reaches it, cannot keep it.
 
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
@@ -25,6 +26,9 @@ use wasmtime::UpdateDeadline;
 
 /// Ticks a call runs before it needs a turn.
 pub const FREE_TICKS: u32 = 2;
+
+/// Longest a turn is held before it is taken back.
+pub const MAX_TURN: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Turns for long-running guests across the whole process.
 pub fn turns() -> usize {
@@ -43,10 +47,14 @@ pub fn plugin_turns() -> Arc<Semaphore> {
 
 type Turn = (OwnedSemaphorePermit, OwnedSemaphorePermit);
 
+/// The turn a call holds, numbered so that a timer for an earlier turn
+/// cannot take back a later one.
+type Held = Arc<Mutex<(u64, Option<Turn>)>>;
+
 /// One call's place in the rotation.
 pub struct CallTurns {
     plugin: Arc<Semaphore>,
-    held: Arc<Mutex<Option<Turn>>>,
+    held: Held,
     ticks: u32,
     deadline: tokio::time::Instant,
 }
@@ -70,7 +78,7 @@ impl CallTurns {
             return UpdateDeadline::Yield(1);
         }
         let held = self.held.clone();
-        drop(held.lock().unwrap_or_else(PoisonError::into_inner).take());
+        drop(held.lock().unwrap_or_else(PoisonError::into_inner).1.take());
         let plugin = self.plugin.clone();
         let deadline = self.deadline;
         UpdateDeadline::YieldCustom(
@@ -82,7 +90,24 @@ impl CallTurns {
                     Some((mine, global))
                 };
                 if let Ok(Some(turn)) = tokio::time::timeout_at(deadline, turn).await {
-                    *held.lock().unwrap_or_else(PoisonError::into_inner) = Some(turn);
+                    let number = {
+                        let mut slot = held.lock().unwrap_or_else(PoisonError::into_inner);
+                        slot.0 += 1;
+                        slot.1 = Some(turn);
+                        slot.0
+                    };
+                    // Taken back after MAX_TURN even if no tick comes (the
+                    // guest blocked in a host call); a later turn is left alone.
+                    let held = Arc::downgrade(&held);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(MAX_TURN).await;
+                        if let Some(held) = held.upgrade() {
+                            let mut slot = held.lock().unwrap_or_else(PoisonError::into_inner);
+                            if slot.0 == number {
+                                slot.1 = None;
+                            }
+                        }
+                    });
                 }
                 // Always let the worker run other tasks, even when a turn was free.
                 tokio::task::yield_now().await;

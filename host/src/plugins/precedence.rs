@@ -1,12 +1,14 @@
 //! Which plugin wins a conflict (a tool name, overlapping writable grants):
 //! the one that was there first. Plugins the server has served are recorded,
 //! in order, in `plugins.json` in the data folder; they load first, in that
-//! order, and newcomers follow, oldest file first (then by name). So a
+//! order, and newcomers follow, the file that arrived first first (then by
+//! name). Arrival is the inode change time (ctime), which copying or
+//! unpacking a file sets to now and which, unlike the modification time, a
+//! plugin's distributor cannot backdate. So a
 //! plugin dropped in later can never take over an established plugin's tool
 //! names or knock it out: it is the one refused.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -39,18 +41,17 @@ impl Precedence {
     }
 
     /// `paths` (plugin files) in load order: established plugins in their
-    /// recorded order, then the others by modification time and name.
+    /// recorded order, then the others by arrival (ctime) and name.
     pub fn order(&self, mut paths: Vec<PathBuf>) -> Vec<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
         let rank = |path: &PathBuf| {
             let name = path
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or_default();
             let established = self.position(name);
-            let modified = std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            (established.unwrap_or(usize::MAX), modified, path.clone())
+            let arrived = std::fs::metadata(path).map_or((0, 0), |m| (m.ctime(), m.ctime_nsec()));
+            (established.unwrap_or(usize::MAX), arrived, path.clone())
         };
         paths.sort_by_cached_key(rank);
         paths

@@ -26,6 +26,7 @@ use super::precedence::Precedence;
 use super::runtime::{HostState, Plugin, Returns, Tool};
 use super::sdk;
 use super::shape::{Kind, Shape, ShapeError, TypeBudget, Unsupported, WitType, object_schema};
+use super::stdio::escape_guest_text;
 use super::values::Param;
 
 /// Longest tool name every provider accepts.
@@ -166,6 +167,9 @@ pub struct LoadOptions {
     pub cache_dir: PathBuf,
     /// How outbound HTTP resolves host names (the system's resolver).
     pub resolver: Resolver,
+    /// More files and folders no grant may reach or contain (the server's
+    /// configuration file).
+    pub protected: Vec<PathBuf>,
 }
 
 impl LoadOptions {
@@ -177,6 +181,7 @@ impl LoadOptions {
             cache_dir: data_dir.join("cache").join("components"),
             data_dir,
             resolver: Resolver::system(),
+            protected: Vec::new(),
         }
     }
 }
@@ -215,7 +220,7 @@ impl Registry {
         accepted.sort_by(|a, b| a.name.cmp(&b.name));
         for loaded in accepted {
             for warning in &loaded.warnings {
-                tracing::warn!(plugin = %loaded.name, "{warning}");
+                tracing::warn!(plugin = %loaded.name, "{}", escape_guest_text(warning));
             }
             for tool in loaded.tools.iter().cloned() {
                 tools.insert(tool.name.clone(), tool);
@@ -223,7 +228,8 @@ impl Registry {
             report.loaded.push(loaded);
         }
         for failed in &report.failed {
-            tracing::error!(path = %failed.path.display(), "plugin skipped: {}", failed.error);
+            // Errors quote parts of the component (names, parser messages).
+            tracing::error!(path = %failed.path.display(), "plugin skipped: {}", escape_guest_text(&failed.error));
         }
         Ok(Self {
             tools,
@@ -414,6 +420,7 @@ fn linker(engine: &Engine) -> Result<Linker<HostState>> {
 fn protected_dirs(options: &LoadOptions) -> Vec<PathBuf> {
     [&options.dir, &options.data_dir, &options.cache_dir]
         .into_iter()
+        .chain(&options.protected)
         .filter_map(|d| std::fs::canonicalize(d).ok())
         .collect()
 }
@@ -562,7 +569,14 @@ fn load_plugin(path: &Path, loader: &Loader) -> Result<Loaded> {
         (Manifest::default(), None)
     };
     let dirs = dirs::pin(&manifest.grants.dirs)?;
-    dirs::check_protected(&dirs, protected)?;
+    // The plugin's own CA files are read at load: no grant of it may change them.
+    let ca_files: Vec<PathBuf> = manifest
+        .grants
+        .http
+        .iter()
+        .filter_map(|g| g.ca.as_ref().and_then(|ca| std::fs::canonicalize(ca).ok()))
+        .collect();
+    dirs::check_protected(&dirs, &[&protected[..], &ca_files[..]].concat())?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if !bytes.starts_with(b"\0asm") {
         bail!(

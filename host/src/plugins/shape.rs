@@ -263,6 +263,7 @@ impl Shape {
         budget: &mut TypeBudget,
         depth: usize,
     ) -> Result<Self, ShapeError> {
+        use wit_parser::TypeDefKind as W;
         let def = wit.and_then(WitType::def);
         let (wit_kind, doc) = match def {
             Some((kind, doc)) => (Some(kind), doc),
@@ -275,8 +276,19 @@ impl Shape {
             Type::Flags(f) => f.names().map(str::len).sum(),
             _ => 0,
         };
-        budget.charge(depth, names + doc.as_ref().map_or(0, String::len))?;
-        use wit_parser::TypeDefKind as W;
+        // Docs of fields and cases are copied into every use of the type too.
+        let doc_len = |d: &wit_parser::Docs| d.contents.as_ref().map_or(0, String::len);
+        let member_docs: usize = match wit_kind {
+            Some(W::Record(r)) => r.fields.iter().map(|f| doc_len(&f.docs)).sum(),
+            Some(W::Variant(v)) => v.cases.iter().map(|c| doc_len(&c.docs)).sum(),
+            Some(W::Enum(e)) => e.cases.iter().map(|c| doc_len(&c.docs)).sum(),
+            Some(W::Flags(f)) => f.flags.iter().map(|c| doc_len(&c.docs)).sum(),
+            _ => 0,
+        };
+        budget.charge(
+            depth,
+            names + member_docs + doc.as_ref().map_or(0, String::len),
+        )?;
         let kind = match ty {
             Type::Bool => Kind::Bool,
             Type::S8 => Kind::Int(IntKind::S8),

@@ -107,14 +107,21 @@ impl tokio::io::AsyncWrite for Capture {
 }
 
 /// Guest text made safe for the server's log: control characters (newlines,
-/// carriage returns, ANSI escapes...), Unicode line and paragraph separators
-/// and bidirectional overrides are written as `\n`, `\u{1b}` and so on, so a
+/// carriage returns, ANSI escapes...), Unicode line and paragraph separators,
+/// bidirectional marks and overrides and zero-width characters are written as `\n`, `\u{1b}` and so on, so a
 /// guest can neither start a line that looks like the server's own nor
 /// restyle or reorder what a terminal shows.
 pub fn escape_guest_text(text: &str) -> std::borrow::Cow<'_, str> {
     let unsafe_char = |c: char| {
         c.is_control()
-            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+            || matches!(
+                c,
+                '\u{200B}'..='\u{200F}'
+                    | '\u{061C}'
+                    | '\u{2028}'..='\u{202E}'
+                    | '\u{2060}'..='\u{2069}'
+                    | '\u{FEFF}'
+            )
     };
     if !text.contains(unsafe_char) {
         return text.into();

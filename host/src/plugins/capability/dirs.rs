@@ -194,8 +194,9 @@ fn nested(a: &Path, b: &Path) -> bool {
 }
 
 /// Refuses a grant inside, or containing, one of the server's own folders
-/// (plugins, data, compile cache): a plugin could rewrite manifests, the
-/// compiled-code cache or the memory index there.
+/// and files (plugins, data, compile cache, configuration file, the plugin's
+/// CA files): a plugin could rewrite manifests, the compiled-code cache, the
+/// memory index, API keys or trusted roots there.
 pub fn check_protected(dirs: &[PinnedDir], protected: &[PathBuf]) -> Result<()> {
     for dir in dirs {
         if let Some(p) = protected.iter().find(|p| nested(&dir.grant.host, p)) {

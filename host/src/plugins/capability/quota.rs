@@ -14,13 +14,15 @@
 //! concurrent calls. An operation past a quota fails with `quota` in the
 //! guest; if the call then fails, the caller gets the typed `quota_exceeded`.
 //!
-//! Files the host cannot see grow (a second descriptor of one file) are
-//! counted by each descriptor's own view of the size, so the count errs high,
-//! never low.
+//! Bytes are accounted per file (by inode, as `metadata-hash` identifies it):
+//! the size the grant is charged for each file it has seen written, shared by
+//! every descriptor and call, so growth through one descriptor after a
+//! truncation through another is charged, and renaming a file onto itself (or
+//! onto another link of it) frees nothing. Where the count cannot be exact
+//! (two calls creating one file at once) it errs high, never low.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -41,10 +43,19 @@ pub struct Usage {
     used: Mutex<Used>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct Used {
     bytes: u64,
     entries: u64,
+    /// Bytes charged for each file seen through the sandbox, by identity.
+    files: HashMap<FileKey, u64>,
+}
+
+/// A file's identity (its `metadata-hash`: device and inode).
+type FileKey = (u64, u64);
+
+fn key(hash: types::MetadataHashValue) -> FileKey {
+    (hash.lower, hash.upper)
 }
 
 /// The error a stream write past a quota fails with; mapped to `quota`.
@@ -82,14 +93,18 @@ impl Usage {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Used> {
+        self.used.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Bytes and entries in use now.
     pub fn used(&self) -> (u64, u64) {
-        let used = *self.used.lock().unwrap_or_else(PoisonError::into_inner);
+        let used = self.lock();
         (used.bytes, used.entries)
     }
 
     fn reserve(&self, bytes: u64, entries: u64) -> Result<(), QuotaExceeded> {
-        let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut used = self.lock();
         if used.bytes.saturating_add(bytes) > self.max_bytes
             || used.entries.saturating_add(entries) > self.max_entries
         {
@@ -101,9 +116,52 @@ impl Usage {
     }
 
     fn release(&self, bytes: u64, entries: u64) {
-        let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut used = self.lock();
         used.bytes = used.bytes.saturating_sub(bytes);
         used.entries = used.entries.saturating_sub(entries);
+    }
+
+    /// Notes a file the first time it is seen, at the size it has (already
+    /// counted by the load-time scan or by the writes that made it).
+    fn seen(&self, file: FileKey, size: u64) {
+        self.lock().files.entry(file).or_insert(size);
+    }
+
+    /// Sets the bytes charged for `file` to `size`: growth is reserved
+    /// (refused past the quota), shrinking gives room back. Returns the
+    /// previous size, to undo a failed operation with.
+    fn resize(&self, file: FileKey, size: u64) -> Result<u64, QuotaExceeded> {
+        let mut used = self.lock();
+        let before = used.files.get(&file).copied().unwrap_or(0);
+        if size > before {
+            let growth = size - before;
+            if used.bytes.saturating_add(growth) > self.max_bytes {
+                return Err(QuotaExceeded);
+            }
+            used.bytes += growth;
+        } else {
+            used.bytes = used.bytes.saturating_sub(before - size);
+        }
+        used.files.insert(file, size);
+        Ok(before)
+    }
+
+    /// Grows the bytes charged for `file` to at least `end`; returns the
+    /// previous size.
+    fn grow(&self, file: FileKey, end: u64) -> Result<u64, QuotaExceeded> {
+        let before = self.lock().files.get(&file).copied().unwrap_or(0);
+        if end <= before {
+            return Ok(before);
+        }
+        self.resize(file, end)
+    }
+
+    /// Forgets `file`, whose last link is gone: its bytes and one entry are free.
+    fn remove(&self, file: FileKey) {
+        let mut used = self.lock();
+        let bytes = used.files.remove(&file).unwrap_or(0);
+        used.bytes = used.bytes.saturating_sub(bytes);
+        used.entries = used.entries.saturating_sub(1);
     }
 
     /// The quota, for error messages: `DIR (N bytes, M entries)`.
@@ -123,8 +181,8 @@ pub struct FsQuotas {
     grants: Arc<[Option<Arc<Usage>>]>,
     /// Descriptor rep -> index of its grant.
     owner: HashMap<u32, usize>,
-    /// Descriptor rep -> the file size as this call knows it.
-    sizes: HashMap<u32, Arc<AtomicU64>>,
+    /// File descriptor rep -> the file's identity (files of quota grants).
+    files: HashMap<u32, FileKey>,
     /// The grant whose quota stopped an operation in this call, if any.
     hit: Arc<Mutex<Option<Arc<Usage>>>>,
 }
@@ -135,7 +193,7 @@ impl FsQuotas {
         Self {
             grants,
             owner: HashMap::new(),
-            sizes: HashMap::new(),
+            files: HashMap::new(),
             hit: Arc::default(),
         }
     }
@@ -158,10 +216,20 @@ impl FsQuotas {
     }
 
     fn reserve(&self, usage: &Arc<Usage>, bytes: u64, entries: u64) -> FsResult<()> {
-        usage.reserve(bytes, entries).map_err(|QuotaExceeded| {
-            *self.hit.lock().unwrap_or_else(PoisonError::into_inner) = Some(usage.clone());
-            ErrorCode::Quota.into()
-        })
+        usage
+            .reserve(bytes, entries)
+            .map_err(|e| self.exceeded(usage, e))
+    }
+
+    fn exceeded(&self, usage: &Arc<Usage>, _: QuotaExceeded) -> wasmtime_wasi::p2::FsError {
+        *self.hit.lock().unwrap_or_else(PoisonError::into_inner) = Some(usage.clone());
+        ErrorCode::Quota.into()
+    }
+
+    /// The grant usage and file identity of file descriptor `fd`, when its
+    /// grant has a quota.
+    fn file(&self, fd: &Resource<Descriptor>) -> Option<(Arc<Usage>, FileKey)> {
+        Some((self.usage(fd)?, *self.files.get(&fd.rep())?))
     }
 }
 
@@ -194,12 +262,14 @@ fn borrow(fd: &Resource<Descriptor>) -> Resource<Descriptor> {
     Resource::new_borrow(fd.rep())
 }
 
-/// Whether the stat of an existing entry says removing it frees its bytes.
-fn freed_bytes(stat: &types::DescriptorStat) -> u64 {
+/// Accounts for an entry that is gone: its last link frees the file's bytes;
+/// any link frees one entry.
+fn forget(usage: &Usage, stat: &types::DescriptorStat, file: FileKey) {
     if stat.type_ == types::DescriptorType::RegularFile && stat.link_count <= 1 {
-        stat.size
+        usage.seen(file, stat.size);
+        usage.remove(file);
     } else {
-        0
+        usage.release(0, 1);
     }
 }
 
@@ -252,20 +322,17 @@ impl HostDirectoryEntryStream for QuotaFs<'_> {
 }
 
 impl QuotaFs<'_> {
-    /// The size this call knows for file `fd`: its size when first used,
-    /// grown by every write through `fd` since (writes through streams land
-    /// later, so the file's own size would lag behind them).
-    fn size_of(&mut self, fd: &Resource<Descriptor>) -> FsResult<Arc<AtomicU64>> {
-        if let Some(size) = self.quotas.sizes.get(&fd.rep()) {
-            return Ok(size.clone());
-        }
-        let len = match self.fs.table.get(fd)? {
-            Descriptor::File(f) => f.file.metadata().map_err(ErrorCode::from)?.len(),
-            Descriptor::Dir(_) => return Err(ErrorCode::IsDirectory.into()),
-        };
-        let size = Arc::new(AtomicU64::new(len));
-        self.quotas.sizes.insert(fd.rep(), size.clone());
-        Ok(size)
+    /// The identity of the entry at `path` under `fd` (not following a final symlink).
+    async fn identity_at(&mut self, fd: &Resource<Descriptor>, path: &str) -> Option<FileKey> {
+        HostDescriptor::metadata_hash_at(
+            &mut self.fs,
+            borrow(fd),
+            types::PathFlags::empty(),
+            path.to_owned(),
+        )
+        .await
+        .ok()
+        .map(key)
     }
 
     /// Wraps a file output stream of `fd` so that its writes are counted.
@@ -275,15 +342,14 @@ impl QuotaFs<'_> {
         stream: Resource<DynOutputStream>,
         offset: Option<u64>,
     ) -> FsResult<Resource<DynOutputStream>> {
-        let Some(usage) = self.quotas.usage(fd) else {
+        let Some((usage, file)) = self.quotas.file(fd) else {
             return Ok(stream);
         };
-        let size = self.size_of(fd)?;
         let inner = self.fs.table.delete(stream)?;
         let counted: DynOutputStream = Box::new(CountedStream {
             inner,
             usage,
-            size,
+            file,
             position: offset,
             hit: self.quotas.hit.clone(),
         });
@@ -325,24 +391,17 @@ impl HostDescriptor for QuotaFs<'_> {
         fd: Resource<types::Descriptor>,
         size: types::Filesize,
     ) -> FsResult<()> {
-        let Some(usage) = self.quotas.usage(&fd) else {
+        let Some((usage, file)) = self.quotas.file(&fd) else {
             return HostDescriptor::set_size(&mut self.fs, fd, size).await;
         };
-        let known = self.size_of(&fd)?;
-        let before = known.load(Ordering::Relaxed);
-        let growth = size.saturating_sub(before);
-        self.quotas.reserve(&usage, growth, 0)?;
-        match HostDescriptor::set_size(&mut self.fs, fd, size).await {
-            Ok(()) => {
-                usage.release(before.saturating_sub(size), 0);
-                known.store(size, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                usage.release(growth, 0);
-                Err(e)
-            }
+        let before = usage
+            .resize(file, size)
+            .map_err(|e| self.quotas.exceeded(&usage, e))?;
+        let resized = HostDescriptor::set_size(&mut self.fs, fd, size).await;
+        if resized.is_err() {
+            let _ = usage.resize(file, before);
         }
+        resized
     }
 
     async fn set_times(
@@ -369,21 +428,16 @@ impl HostDescriptor for QuotaFs<'_> {
         buf: Vec<u8>,
         offset: types::Filesize,
     ) -> FsResult<types::Filesize> {
-        let Some(usage) = self.quotas.usage(&fd) else {
+        let Some((usage, file)) = self.quotas.file(&fd) else {
             return HostDescriptor::write(&mut self.fs, fd, buf, offset).await;
         };
-        let known = self.size_of(&fd)?;
         let end = offset.saturating_add(buf.len() as u64);
-        let growth = end.saturating_sub(known.load(Ordering::Relaxed));
-        self.quotas.reserve(&usage, growth, 0)?;
+        let before = usage
+            .grow(file, end)
+            .map_err(|e| self.quotas.exceeded(&usage, e))?;
         let written = HostDescriptor::write(&mut self.fs, fd, buf, offset).await;
-        match &written {
-            Ok(n) => {
-                let really = offset.saturating_add(*n);
-                usage.release(end - really.min(end), 0);
-                known.fetch_max(really, Ordering::Relaxed);
-            }
-            Err(_) => usage.release(growth, 0),
+        if written.is_err() {
+            let _ = usage.resize(file, before);
         }
         written
     }
@@ -480,44 +534,49 @@ impl HostDescriptor for QuotaFs<'_> {
         let grant = self.quotas.grant_of(&fd);
         let usage = self.quotas.usage(&fd);
         let mut created = false;
-        let mut truncated = 0;
         if let Some(usage) = &usage {
-            let before =
-                HostDescriptor::stat_at(&mut self.fs, borrow(&fd), path_flags, path.clone()).await;
-            match &before {
-                Err(_) if oflags.contains(types::OpenFlags::CREATE) => {
-                    self.quotas.reserve(usage, 0, 1)?;
-                    created = true;
-                }
-                Ok(stat) if oflags.contains(types::OpenFlags::TRUNCATE) => {
-                    truncated = freed_bytes(stat)
-                }
-                _ => {}
+            let exists =
+                HostDescriptor::stat_at(&mut self.fs, borrow(&fd), path_flags, path.clone())
+                    .await
+                    .is_ok();
+            if !exists && oflags.contains(types::OpenFlags::CREATE) {
+                self.quotas.reserve(usage, 0, 1)?;
+                created = true;
             }
         }
         let opened =
             HostDescriptor::open_at(&mut self.fs, fd, path_flags, path, oflags, flags).await;
-        match (&opened, &usage) {
-            (Ok(new), Some(usage)) => {
-                usage.release(truncated, 0);
-                if let Some(grant) = grant {
-                    self.quotas.owner.insert(new.rep(), grant);
+        let new = match opened {
+            Ok(new) => new,
+            Err(e) => {
+                if let (true, Some(usage)) = (created, &usage) {
+                    usage.release(0, 1);
                 }
+                return Err(e);
             }
-            (Ok(new), None) => {
-                if let Some(grant) = grant {
-                    self.quotas.owner.insert(new.rep(), grant);
-                }
-            }
-            (Err(_), Some(usage)) if created => usage.release(0, 1),
-            _ => {}
+        };
+        if let Some(grant) = grant {
+            self.quotas.owner.insert(new.rep(), grant);
         }
-        opened
+        if let Some(usage) = usage {
+            // Files are charged by identity from here on; a truncation frees
+            // what the file was charged for.
+            let stat = HostDescriptor::stat(&mut self.fs, borrow(&new)).await?;
+            if stat.type_ == types::DescriptorType::RegularFile {
+                let file = key(HostDescriptor::metadata_hash(&mut self.fs, borrow(&new)).await?);
+                usage.seen(file, stat.size);
+                if oflags.contains(types::OpenFlags::TRUNCATE) {
+                    let _ = usage.resize(file, stat.size);
+                }
+                self.quotas.files.insert(new.rep(), file);
+            }
+        }
+        Ok(new)
     }
 
     fn drop(&mut self, fd: Resource<types::Descriptor>) -> wasmtime::Result<()> {
         self.quotas.owner.remove(&fd.rep());
-        self.quotas.sizes.remove(&fd.rep());
+        self.quotas.files.remove(&fd.rep());
         HostDescriptor::drop(&mut self.fs, fd)
     }
 
@@ -555,21 +614,30 @@ impl HostDescriptor for QuotaFs<'_> {
         {
             return Err(ErrorCode::CrossDevice.into());
         }
-        // A rename over an existing entry removes that entry.
-        let replaced = match &usage {
-            Some(_) => HostDescriptor::stat_at(
+        // A rename over another entry removes that entry, unless both are the
+        // same file: a rename onto itself, or onto another of its links, does
+        // nothing at all.
+        let mut replaced = None;
+        if usage.is_some() {
+            let target = HostDescriptor::stat_at(
                 &mut self.fs,
                 borrow(&new_fd),
                 types::PathFlags::empty(),
                 new_path.clone(),
             )
             .await
-            .ok(),
-            None => None,
-        };
+            .ok();
+            let source = self.identity_at(&fd, &old_path).await;
+            let target_key = self.identity_at(&new_fd, &new_path).await;
+            if let (Some(stat), Some(target_key)) = (target, target_key)
+                && source != Some(target_key)
+            {
+                replaced = Some((stat, target_key));
+            }
+        }
         HostDescriptor::rename_at(&mut self.fs, fd, old_path, new_fd, new_path).await?;
-        if let (Some(usage), Some(stat)) = (usage, replaced) {
-            usage.release(freed_bytes(&stat), 1);
+        if let (Some(usage), Some((stat, file))) = (usage, replaced) {
+            forget(&usage, &stat, file);
         }
         Ok(())
     }
@@ -597,20 +665,21 @@ impl HostDescriptor for QuotaFs<'_> {
         path: String,
     ) -> FsResult<()> {
         let usage = self.quotas.usage(&fd);
-        let before = match &usage {
-            Some(_) => HostDescriptor::stat_at(
+        let mut before = None;
+        if usage.is_some() {
+            let stat = HostDescriptor::stat_at(
                 &mut self.fs,
                 borrow(&fd),
                 types::PathFlags::empty(),
                 path.clone(),
             )
             .await
-            .ok(),
-            None => None,
-        };
+            .ok();
+            before = stat.zip(self.identity_at(&fd, &path).await);
+        }
         HostDescriptor::unlink_file_at(&mut self.fs, fd, path).await?;
-        if let (Some(usage), Some(stat)) = (usage, before) {
-            usage.release(freed_bytes(&stat), 1);
+        if let (Some(usage), Some((stat, file))) = (usage, before) {
+            forget(&usage, &stat, file);
         }
         Ok(())
     }
@@ -670,8 +739,7 @@ impl HostDescriptor for QuotaFs<'_> {
 struct CountedStream {
     inner: DynOutputStream,
     usage: Arc<Usage>,
-    /// The file's size as this call knows it.
-    size: Arc<AtomicU64>,
+    file: FileKey,
     /// Where the next write lands; `None` appends.
     position: Option<u64>,
     hit: Arc<Mutex<Option<Arc<Usage>>>>,
@@ -688,24 +756,30 @@ impl Pollable for CountedStream {
 impl OutputStream for CountedStream {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         let len = bytes.len() as u64;
-        let known = self.size.load(Ordering::Relaxed);
-        let start = self.position.unwrap_or(known);
-        let end = start.saturating_add(len);
-        let growth = end.saturating_sub(known);
-        if self.usage.reserve(growth, 0).is_err() {
-            *self.hit.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.usage.clone());
-            return Err(StreamError::LastOperationFailed(QuotaExceeded.into()));
-        }
+        let charged = self
+            .usage
+            .lock()
+            .files
+            .get(&self.file)
+            .copied()
+            .unwrap_or(0);
+        let end = self.position.unwrap_or(charged).saturating_add(len);
+        let before = match self.usage.grow(self.file, end) {
+            Ok(before) => before,
+            Err(e) => {
+                *self.hit.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.usage.clone());
+                return Err(StreamError::LastOperationFailed(e.into()));
+            }
+        };
         match self.inner.write(bytes) {
             Ok(()) => {
-                self.size.fetch_max(end, Ordering::Relaxed);
                 if let Some(position) = &mut self.position {
                     *position = end;
                 }
                 Ok(())
             }
             Err(e) => {
-                self.usage.release(growth, 0);
+                let _ = self.usage.resize(self.file, before);
                 Err(e)
             }
         }
@@ -721,5 +795,32 @@ impl OutputStream for CountedStream {
 
     async fn cancel(&mut self) {
         self.inner.cancel().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_charged_per_file_whatever_descriptor_changes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let usage = Usage::scan(dir.path(), 100, 10);
+        let file = (1, 1);
+        usage.seen(file, 0);
+        usage.grow(file, 60).unwrap();
+        assert_eq!(usage.used(), (60, 0));
+        // Truncated through one descriptor, regrown through another: charged again.
+        usage.resize(file, 0).unwrap();
+        usage.grow(file, 60).unwrap();
+        assert_eq!(usage.used(), (60, 0));
+        // Overwriting within the charged size costs nothing; growing past the quota fails.
+        usage.grow(file, 30).unwrap();
+        assert_eq!(usage.used(), (60, 0));
+        assert!(usage.grow(file, 101).is_err());
+        assert_eq!(usage.used(), (60, 0));
+        usage.reserve(0, 1).unwrap();
+        usage.remove(file);
+        assert_eq!(usage.used(), (0, 0));
     }
 }

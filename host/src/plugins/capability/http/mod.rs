@@ -178,6 +178,17 @@ impl Redactions {
         self.needles.is_empty()
     }
 
+    /// Redacts every header value in `headers`.
+    fn headers(&self, headers: &mut http::HeaderMap) {
+        for value in headers.values_mut() {
+            let redacted = self.apply(value.as_bytes());
+            if redacted != value.as_bytes() {
+                *value = HeaderValue::from_bytes(&redacted)
+                    .unwrap_or_else(|_| HeaderValue::from_static("[REDACTED]"));
+            }
+        }
+    }
+
     /// `data` with every needle replaced.
     fn apply(&self, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(data.len());
@@ -476,13 +487,19 @@ impl WasiHttpHooks for HttpGate {
                 .boxed_unsync()
             });
             if !redact.is_empty() {
-                for value in response.headers_mut().values_mut() {
-                    let redacted = redact.apply(value.as_bytes());
-                    if redacted != value.as_bytes() {
-                        *value = HeaderValue::from_bytes(&redacted)
-                            .unwrap_or_else(|_| HeaderValue::from_static("[REDACTED]"));
-                    }
+                // A body the host cannot read as sent is refused, not passed on.
+                if let Some(coding) = response
+                    .headers()
+                    .get(http::header::CONTENT_ENCODING)
+                    .filter(|c| !c.as_bytes().eq_ignore_ascii_case(b"identity"))
+                {
+                    return Err(HttpError::HttpResponseContentCoding(Some(
+                        String::from_utf8_lossy(coding.as_bytes()).into_owned(),
+                    )));
                 }
+                redact.headers(response.headers_mut());
+                // Redaction changes the length; the body is sent chunked instead.
+                response.headers_mut().remove(http::header::CONTENT_LENGTH);
                 response = response.map(|body| {
                     RedactingBody {
                         inner: body,
@@ -557,6 +574,23 @@ async fn admit(
 
     for (name, value) in &rule.inject {
         request.headers_mut().insert(name.clone(), value.clone());
+    }
+    if !rule.redact.is_empty() {
+        // What the server sends back must be plain bytes the redaction can
+        // read whole: no compression, no byte ranges that cut a secret in
+        // pieces across requests.
+        let headers = request.headers_mut();
+        headers.insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        for name in [
+            http::header::RANGE,
+            http::header::IF_RANGE,
+            http::header::TE,
+        ] {
+            headers.remove(name);
+        }
     }
     let tls = match scheme.as_str() {
         "https" => Some(client::Tls {
@@ -684,7 +718,13 @@ impl Body for RedactingBody {
                         }
                         Poll::Ready(Some(Ok(Frame::data(clean.into()))))
                     }
-                    Err(frame) => Poll::Ready(Some(Ok(frame))),
+                    Err(frame) => Poll::Ready(Some(Ok(match frame.into_trailers() {
+                        Ok(mut trailers) => {
+                            self.redact.headers(&mut trailers);
+                            Frame::trailers(trailers)
+                        }
+                        Err(frame) => frame,
+                    }))),
                 },
                 Poll::Ready(None) if !self.carry.is_empty() => {
                     let rest = std::mem::take(&mut self.carry);
