@@ -14,7 +14,7 @@
 //! concurrent calls. An operation past a quota fails with `quota` in the
 //! guest; if the call then fails, the caller gets the typed `quota_exceeded`.
 //!
-//! Bytes are accounted per file (by inode, as `metadata-hash` identifies it):
+//! Bytes are accounted per file (by device and inode):
 //! the size the grant is charged for each file it has seen written, shared by
 //! every descriptor and call, so growth through one descriptor after a
 //! truncation through another is charged, and renaming a file onto itself (or
@@ -51,11 +51,58 @@ struct Used {
     files: HashMap<FileKey, u64>,
 }
 
-/// A file's identity (its `metadata-hash`: device and inode).
+/// A file's identity: device and inode.
 type FileKey = (u64, u64);
 
-fn key(hash: types::MetadataHashValue) -> FileKey {
-    (hash.lower, hash.upper)
+/// What the host sees of an entry, read with a plain (synchronous) stat:
+/// these are single metadata syscalls, cheaper than a trip to the blocking
+/// pool for each.
+struct Entry {
+    file: FileKey,
+    regular: bool,
+    size: u64,
+    links: u64,
+}
+
+/// The entry at `path` under directory descriptor `fd`, resolved inside it
+/// as wasmtime-wasi resolves paths (cap-primitives).
+fn entry_at(
+    fs: &WasiFilesystemCtxView<'_>,
+    fd: &Resource<Descriptor>,
+    path: &str,
+    follow: bool,
+) -> Option<Entry> {
+    use cap_primitives::fs::{FollowSymlinks, MetadataExt};
+    let Descriptor::Dir(dir) = fs.table.get(fd).ok()? else {
+        return None;
+    };
+    let follow = if follow {
+        FollowSymlinks::Yes
+    } else {
+        FollowSymlinks::No
+    };
+    let meta = cap_primitives::fs::stat(&dir.dir, Path::new(path), follow).ok()?;
+    Some(Entry {
+        file: (meta.dev(), meta.ino()),
+        regular: meta.is_file(),
+        size: meta.len(),
+        links: meta.nlink(),
+    })
+}
+
+/// The entry file descriptor `fd` refers to.
+fn entry_of(fs: &WasiFilesystemCtxView<'_>, fd: &Resource<Descriptor>) -> Option<Entry> {
+    use std::os::unix::fs::MetadataExt;
+    let Descriptor::File(file) = fs.table.get(fd).ok()? else {
+        return None;
+    };
+    let meta = file.file.metadata().ok()?;
+    Some(Entry {
+        file: (meta.dev(), meta.ino()),
+        regular: meta.is_file(),
+        size: meta.len(),
+        links: meta.nlink(),
+    })
 }
 
 /// The error a stream write past a quota fails with; mapped to `quota`.
@@ -264,10 +311,10 @@ fn borrow(fd: &Resource<Descriptor>) -> Resource<Descriptor> {
 
 /// Accounts for an entry that is gone: its last link frees the file's bytes;
 /// any link frees one entry.
-fn forget(usage: &Usage, stat: &types::DescriptorStat, file: FileKey) {
-    if stat.type_ == types::DescriptorType::RegularFile && stat.link_count <= 1 {
-        usage.seen(file, stat.size);
-        usage.remove(file);
+fn forget(usage: &Usage, entry: &Entry) {
+    if entry.regular && entry.links <= 1 {
+        usage.seen(entry.file, entry.size);
+        usage.remove(entry.file);
     } else {
         usage.release(0, 1);
     }
@@ -322,19 +369,6 @@ impl HostDirectoryEntryStream for QuotaFs<'_> {
 }
 
 impl QuotaFs<'_> {
-    /// The identity of the entry at `path` under `fd` (not following a final symlink).
-    async fn identity_at(&mut self, fd: &Resource<Descriptor>, path: &str) -> Option<FileKey> {
-        HostDescriptor::metadata_hash_at(
-            &mut self.fs,
-            borrow(fd),
-            types::PathFlags::empty(),
-            path.to_owned(),
-        )
-        .await
-        .ok()
-        .map(key)
-    }
-
     /// Wraps a file output stream of `fd` so that its writes are counted.
     fn counted(
         &mut self,
@@ -535,10 +569,8 @@ impl HostDescriptor for QuotaFs<'_> {
         let usage = self.quotas.usage(&fd);
         let mut created = false;
         if let Some(usage) = &usage {
-            let exists =
-                HostDescriptor::stat_at(&mut self.fs, borrow(&fd), path_flags, path.clone())
-                    .await
-                    .is_ok();
+            let follow = path_flags.contains(types::PathFlags::SYMLINK_FOLLOW);
+            let exists = entry_at(&self.fs, &fd, &path, follow).is_some();
             if !exists && oflags.contains(types::OpenFlags::CREATE) {
                 self.quotas.reserve(usage, 0, 1)?;
                 created = true;
@@ -561,14 +593,12 @@ impl HostDescriptor for QuotaFs<'_> {
         if let Some(usage) = usage {
             // Files are charged by identity from here on; a truncation frees
             // what the file was charged for.
-            let stat = HostDescriptor::stat(&mut self.fs, borrow(&new)).await?;
-            if stat.type_ == types::DescriptorType::RegularFile {
-                let file = key(HostDescriptor::metadata_hash(&mut self.fs, borrow(&new)).await?);
-                usage.seen(file, stat.size);
+            if let Some(entry) = entry_of(&self.fs, &new).filter(|e| e.regular) {
+                usage.seen(entry.file, entry.size);
                 if oflags.contains(types::OpenFlags::TRUNCATE) {
-                    let _ = usage.resize(file, stat.size);
+                    let _ = usage.resize(entry.file, entry.size);
                 }
-                self.quotas.files.insert(new.rep(), file);
+                self.quotas.files.insert(new.rep(), entry.file);
             }
         }
         Ok(new)
@@ -619,25 +649,13 @@ impl HostDescriptor for QuotaFs<'_> {
         // nothing at all.
         let mut replaced = None;
         if usage.is_some() {
-            let target = HostDescriptor::stat_at(
-                &mut self.fs,
-                borrow(&new_fd),
-                types::PathFlags::empty(),
-                new_path.clone(),
-            )
-            .await
-            .ok();
-            let source = self.identity_at(&fd, &old_path).await;
-            let target_key = self.identity_at(&new_fd, &new_path).await;
-            if let (Some(stat), Some(target_key)) = (target, target_key)
-                && source != Some(target_key)
-            {
-                replaced = Some((stat, target_key));
-            }
+            let source = entry_at(&self.fs, &fd, &old_path, false);
+            replaced = entry_at(&self.fs, &new_fd, &new_path, false)
+                .filter(|target| source.as_ref().is_none_or(|s| s.file != target.file));
         }
         HostDescriptor::rename_at(&mut self.fs, fd, old_path, new_fd, new_path).await?;
-        if let (Some(usage), Some((stat, file))) = (usage, replaced) {
-            forget(&usage, &stat, file);
+        if let (Some(usage), Some(entry)) = (usage, replaced) {
+            forget(&usage, &entry);
         }
         Ok(())
     }
@@ -665,21 +683,12 @@ impl HostDescriptor for QuotaFs<'_> {
         path: String,
     ) -> FsResult<()> {
         let usage = self.quotas.usage(&fd);
-        let mut before = None;
-        if usage.is_some() {
-            let stat = HostDescriptor::stat_at(
-                &mut self.fs,
-                borrow(&fd),
-                types::PathFlags::empty(),
-                path.clone(),
-            )
-            .await
-            .ok();
-            before = stat.zip(self.identity_at(&fd, &path).await);
-        }
+        let before = usage
+            .as_ref()
+            .and_then(|_| entry_at(&self.fs, &fd, &path, false));
         HostDescriptor::unlink_file_at(&mut self.fs, fd, path).await?;
-        if let (Some(usage), Some((stat, file))) = (usage, before) {
-            forget(&usage, &stat, file);
+        if let (Some(usage), Some(entry)) = (usage, before) {
+            forget(&usage, &entry);
         }
         Ok(())
     }
