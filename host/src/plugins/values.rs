@@ -336,12 +336,15 @@ pub fn describe(value: &Value) -> String {
 /// `limit` bytes, else [`TooLarge`]. The size is measured first, by writing
 /// the text to a counter that stops at the limit (nothing is allocated), so a
 /// hostile result costs no more than its lifted value before it is refused;
-/// only a value within the limit is turned into a tree, built with exact
-/// capacities. Non-finite floats become `null`, as JSON has no encoding for them.
+/// only a value within the limit is turned into a tree, through the same
+/// serializer (which passes exact lengths, so arrays and objects are built
+/// with exact capacities). Non-finite floats become `null`, as JSON has no
+/// encoding for them.
 pub fn val_to_json(val: &Val, limit: u64) -> Result<Value, TooLarge> {
     let mut counter = Counter { written: 0, limit };
     serde_json::to_writer(&mut counter, &Json(val)).map_err(|_| TooLarge)?;
-    Ok(tree(val))
+    // Cannot fail: every object key `Json` writes is a string.
+    Ok(serde_json::to_value(Json(val)).unwrap_or(Value::Null))
 }
 
 /// A JSON result passed its byte limit.
@@ -368,62 +371,8 @@ impl std::io::Write for Counter {
     }
 }
 
-/// The JSON tree of a value, in the encoding [`Json`] writes.
-fn tree(val: &Val) -> Value {
-    match val {
-        Val::Bool(b) => Value::Bool(*b),
-        Val::S8(n) => (*n).into(),
-        Val::U8(n) => (*n).into(),
-        Val::S16(n) => (*n).into(),
-        Val::U16(n) => (*n).into(),
-        Val::S32(n) => (*n).into(),
-        Val::U32(n) => (*n).into(),
-        Val::S64(n) => (*n).into(),
-        Val::U64(n) => (*n).into(),
-        Val::Float32(f) => {
-            serde_json::Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number)
-        }
-        Val::Float64(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
-        Val::Char(c) => Value::String(c.to_string()),
-        Val::String(s) => Value::String(s.clone()),
-        Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
-            Value::Array(items.iter().map(tree).collect())
-        }
-        Val::Record(fields) => {
-            let mut map = Map::with_capacity(fields.len());
-            for (k, v) in fields {
-                if !matches!(v, Val::Option(None)) {
-                    map.insert(k.clone(), tree(v));
-                }
-            }
-            Value::Object(map)
-        }
-        Val::Variant(name, None) | Val::Enum(name) => Value::String(name.clone()),
-        Val::Variant(name, Some(payload)) => single_tree(name, Some(payload)),
-        Val::Option(None) => Value::Null,
-        Val::Option(Some(v)) => tree(v),
-        Val::Result(Ok(v)) => single_tree("ok", v.as_deref()),
-        Val::Result(Err(v)) => single_tree("err", v.as_deref()),
-        Val::Flags(names) => Value::Array(names.iter().map(|n| Value::String(n.clone())).collect()),
-        Val::Map(pairs) => Value::Array(
-            pairs
-                .iter()
-                .map(|(k, v)| Value::Array(vec![tree(k), tree(v)]))
-                .collect(),
-        ),
-        Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => Value::Null,
-    }
-}
-
-fn single_tree(key: &str, value: Option<&Val>) -> Value {
-    let mut map = Map::with_capacity(1);
-    map.insert(key.to_owned(), value.map_or(Value::Null, tree));
-    Value::Object(map)
-}
-
-/// The one JSON encoding of component values (the table in `shape.rs`),
-/// as a serializer: what [`val_to_json`] measures. [`tree`] builds the same
-/// JSON as a value (a unit test keeps the two equal).
+/// The one JSON encoding of component values (the table in `shape.rs`), as
+/// a serializer: [`val_to_json`] both measures and builds with it.
 struct Json<'a>(&'a Val);
 
 impl Serialize for Json<'_> {
@@ -448,12 +397,16 @@ impl Serialize for Json<'_> {
             }
             // An option field that is `none` is left out, exactly as arguments
             // leave it out, so records have one encoding in both directions.
-            Val::Record(fields) => s.collect_map(
-                fields
+            Val::Record(fields) => {
+                let present = fields
                     .iter()
-                    .filter(|(_, v)| !matches!(v, Val::Option(None)))
-                    .map(|(k, v)| (k, Json(v))),
-            ),
+                    .filter(|(_, v)| !matches!(v, Val::Option(None)));
+                let mut map = s.serialize_map(Some(present.clone().count()))?;
+                for (k, v) in present {
+                    map.serialize_entry(k, &Json(v))?;
+                }
+                map.end()
+            }
             Val::Variant(name, None) | Val::Enum(name) => s.serialize_str(name),
             Val::Variant(name, Some(payload)) => single(s, name, Some(payload)),
             Val::Option(None) => s.serialize_unit(),
@@ -495,7 +448,7 @@ mod tests {
         }
     }
 
-    /// The tree, checked against the serializer's text.
+    /// The tree, checked against the text the same serializer writes.
     fn to_json(val: &Val) -> Value {
         let value = val_to_json(val, u64::MAX).unwrap();
         let text = serde_json::to_vec(&Json(val)).unwrap();
