@@ -145,7 +145,8 @@ impl Usage {
     }
 
     /// Bytes and entries in use now.
-    pub fn used(&self) -> (u64, u64) {
+    #[cfg(test)]
+    fn used(&self) -> (u64, u64) {
         let used = self.lock();
         (used.bytes, used.entries)
     }
@@ -178,8 +179,25 @@ impl Usage {
     /// (refused past the quota), shrinking gives room back. Returns the
     /// previous size, to undo a failed operation with.
     fn resize(&self, file: FileKey, size: u64) -> Result<u64, QuotaExceeded> {
+        self.update(file, |_| size)
+    }
+
+    /// Grows the bytes charged for `file` to at least `end`; returns the
+    /// previous size.
+    fn grow(&self, file: FileKey, end: u64) -> Result<u64, QuotaExceeded> {
+        self.update(file, |before| before.max(end))
+    }
+
+    /// Charges `file` the size `new_size` computes from its current charge,
+    /// in one step under the lock (so concurrent appends each add theirs).
+    fn update(
+        &self,
+        file: FileKey,
+        new_size: impl FnOnce(u64) -> u64,
+    ) -> Result<u64, QuotaExceeded> {
         let mut used = self.lock();
         let before = used.files.get(&file).copied().unwrap_or(0);
+        let size = new_size(before);
         if size > before {
             let growth = size - before;
             if used.bytes.saturating_add(growth) > self.max_bytes {
@@ -191,16 +209,6 @@ impl Usage {
         }
         used.files.insert(file, size);
         Ok(before)
-    }
-
-    /// Grows the bytes charged for `file` to at least `end`; returns the
-    /// previous size.
-    fn grow(&self, file: FileKey, end: u64) -> Result<u64, QuotaExceeded> {
-        let before = self.lock().files.get(&file).copied().unwrap_or(0);
-        if end <= before {
-            return Ok(before);
-        }
-        self.resize(file, end)
     }
 
     /// Forgets `file`, whose last link is gone: its bytes and one entry are free.
@@ -765,15 +773,13 @@ impl Pollable for CountedStream {
 impl OutputStream for CountedStream {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         let len = bytes.len() as u64;
-        let charged = self
-            .usage
-            .lock()
-            .files
-            .get(&self.file)
-            .copied()
-            .unwrap_or(0);
-        let end = self.position.unwrap_or(charged).saturating_add(len);
-        let before = match self.usage.grow(self.file, end) {
+        let charged = match self.position {
+            Some(position) => self.usage.grow(self.file, position.saturating_add(len)),
+            None => self
+                .usage
+                .update(self.file, |before| before.saturating_add(len)),
+        };
+        let before = match charged {
             Ok(before) => before,
             Err(e) => {
                 *self.hit.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.usage.clone());
@@ -783,7 +789,7 @@ impl OutputStream for CountedStream {
         match self.inner.write(bytes) {
             Ok(()) => {
                 if let Some(position) = &mut self.position {
-                    *position = end;
+                    *position = position.saturating_add(len);
                 }
                 Ok(())
             }
