@@ -292,11 +292,10 @@ impl Registry {
                     }
                 } else if let Some(error) = other.conflict_with(&loaded) {
                     loaded.warnings.push(format!(
-                        "once this file is installed in {}, the server keeps it and skips `{}` ({}): `{}` loaded first before",
+                        "once this file is installed in {}, the server keeps it, since `{}` is established, and skips `{}`: {error}",
                         options.dir.display(),
-                        other_path.display(),
-                        error,
                         loaded.name,
+                        other_path.display(),
                     ));
                 }
             }
