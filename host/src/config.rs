@@ -14,6 +14,7 @@ use crate::llm::ProviderConfig;
 use crate::memory::MemoryConfig;
 use crate::server::ServerConfig;
 use crate::server::access::RateLimit;
+use crate::server::conn::ConnectionLimits;
 
 /// Together AI's OpenAI-compatible endpoint, the default provider.
 pub const TOGETHER_BASE_URL: &str = "https://api.together.xyz/v1";
@@ -81,6 +82,26 @@ pub struct FileServer {
     pub turn_queue_timeout_secs: Option<u64>,
     /// Seconds shutdown waits for in-flight requests and turns (default 30).
     pub shutdown_grace_secs: Option<u64>,
+    /// Open connections at most, WebSockets included (`LAUNCH_MAX_CONNECTIONS`;
+    /// default 3/4 of the open-file limit, at most 10,000).
+    pub max_connections: Option<usize>,
+    /// Open connections from one client address (an IPv6 /64) at most
+    /// (`LAUNCH_MAX_CONNECTIONS_PER_ADDRESS`, default 1024).
+    pub max_connections_per_address: Option<usize>,
+    /// Seconds a client has to send a request's headers (default 10).
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a request's body after its headers (default 30).
+    pub body_read_timeout_secs: Option<u64>,
+    /// Seconds a keep-alive connection or WebSocket may stay silent, and a
+    /// response may wait for a client that stopped reading (default 60).
+    pub idle_timeout_secs: Option<u64>,
+    /// Public host names a server without API keys answers, besides
+    /// localhost and IP addresses (`LAUNCH_ALLOWED_HOSTS`, comma-separated);
+    /// `.example.com` matches every name under it.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Most WebSockets open at once per API key, or per client address
+    /// without auth (default 16).
+    pub max_websockets_per_caller: Option<usize>,
 }
 
 /// `[memory]`: sessions and semantic recall.
@@ -353,6 +374,63 @@ pub fn server(file: &FileServer, env: Env<'_>) -> Result<ServerConfig> {
         shutdown_grace: parsed(env, "LAUNCH_SHUTDOWN_GRACE_SECS")?
             .or(file.shutdown_grace_secs)
             .map_or(defaults.shutdown_grace, Duration::from_secs),
+        connections: connection_limits(file, env, defaults.connections)?,
+        allowed_hosts: match env("LAUNCH_ALLOWED_HOSTS") {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => file.allowed_hosts.clone().unwrap_or_default(),
+        },
+        max_websockets_per_caller: match file.max_websockets_per_caller {
+            Some(0) => bail!("max_websockets_per_caller must be at least 1"),
+            Some(n) => n,
+            None => defaults.max_websockets_per_caller,
+        },
+    })
+}
+
+/// Connection caps and deadlines, after file and environment.
+fn connection_limits(
+    file: &FileServer,
+    env: Env<'_>,
+    defaults: ConnectionLimits,
+) -> Result<ConnectionLimits> {
+    let secs = |key: &str, value: Option<u64>, default: Duration| -> Result<Duration> {
+        match value {
+            Some(0) => bail!("{key} must be at least 1 second"),
+            Some(n) => Ok(Duration::from_secs(n)),
+            None => Ok(default),
+        }
+    };
+    let per_address = parsed::<usize>(env, "LAUNCH_MAX_CONNECTIONS_PER_ADDRESS")?
+        .or(file.max_connections_per_address)
+        .unwrap_or(defaults.max_connections_per_address);
+    if per_address == 0 {
+        bail!("max_connections_per_address must be at least 1");
+    }
+    Ok(ConnectionLimits {
+        max_connections: parsed::<usize>(env, "LAUNCH_MAX_CONNECTIONS")?
+            .or(file.max_connections)
+            .unwrap_or(defaults.max_connections),
+        max_connections_per_address: per_address,
+        header_read_timeout: secs(
+            "header_read_timeout_secs",
+            file.header_read_timeout_secs,
+            defaults.header_read_timeout,
+        )?,
+        body_read_timeout: secs(
+            "body_read_timeout_secs",
+            file.body_read_timeout_secs,
+            defaults.body_read_timeout,
+        )?,
+        idle_timeout: secs(
+            "idle_timeout_secs",
+            file.idle_timeout_secs,
+            defaults.idle_timeout,
+        )?,
     })
 }
 

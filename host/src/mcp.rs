@@ -22,6 +22,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::plugins::{Registry, ToolError};
+use crate::server::error::ApiError;
 
 /// What the server tells a client about itself on `initialize`.
 const INSTRUCTIONS: &str = "Tools of a Launch server: each runs in a sandboxed WebAssembly plugin \
@@ -165,10 +166,6 @@ pub struct HttpOptions {
     pub shutdown: CancellationToken,
     /// Largest request body.
     pub max_body_bytes: usize,
-    /// Whether requests need an API key. Without one, only loopback `Host`
-    /// names are accepted (DNS-rebinding protection for a local server);
-    /// with one, any host (the key protects it).
-    pub auth: bool,
 }
 
 /// The Streamable HTTP endpoint, a tower service to mount at `/mcp`.
@@ -184,15 +181,75 @@ pub fn http_service(
     config.sse_keep_alive = None;
     config.cancellation_token = options.shutdown.child_token();
     config.max_request_body_bytes = options.max_body_bytes;
-    if options.auth {
-        config = config.disable_allowed_hosts();
-    }
+    // `Host` and `Origin` are checked for every route in one place
+    // (`server::access`), with the server's configured names.
+    config = config.disable_allowed_hosts();
     let service = LaunchMcp::new(registry, "http");
     StreamableHttpService::new(
         move || Ok(service.clone()),
         Arc::new(LocalSessionManager::default()),
         config,
     )
+}
+
+/// Screens a Streamable HTTP POST before rmcp reads it, so malformed input
+/// gets a 400 with a JSON-RPC error body: rmcp answers every body it cannot
+/// decode with 415 (which means a wrong content type) and an unreadable
+/// body with 500. Bodies not declared JSON pass on to rmcp's own 415.
+pub async fn screen(
+    axum::extract::State(max_body_bytes): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let json_declared = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if request.method() != http::Method::POST || !json_declared {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(e) => return ApiError::unreadable_body(&e).into_response(),
+    };
+    let problem = if bytes.trim_ascii_start().first() == Some(&b'[') {
+        Some((
+            -32600,
+            "JSON-RPC batches are not supported (MCP 2025-06-18 removed them); send one message per request".to_owned(),
+        ))
+    } else {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+            .err()
+            .map(|e| (-32700, format!("the body is not valid JSON: {e}")))
+    };
+    if let Some((code, message)) = problem {
+        return jsonrpc_error(code, message);
+    }
+    let response = next
+        .run(axum::extract::Request::from_parts(parts, bytes.into()))
+        .await;
+    if response.status() != http::StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return response;
+    }
+    // Valid JSON that is not a JSON-RPC message rmcp knows.
+    let reason = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    jsonrpc_error(
+        -32600,
+        format!("the body is not a JSON-RPC request or notification MCP accepts: {reason}"),
+    )
+}
+
+fn jsonrpc_error(code: i64, message: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    (http::StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
 /// Serves MCP over stdin/stdout until the client closes stdin.

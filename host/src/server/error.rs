@@ -3,11 +3,12 @@
 //! handlers just use `?`.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::conn::BodyTimeout;
 use crate::agent::TurnError;
 use crate::llm::LlmError;
 use crate::plugins::ToolError;
@@ -69,6 +70,21 @@ impl ApiError {
         )
     }
 
+    /// A 403 for a request this server refuses to answer (`code` says why).
+    pub fn forbidden(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "invalid_request_error", code, message)
+    }
+
+    /// A 415 for a body that is not declared JSON.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request_error",
+            "unsupported_media_type",
+            message,
+        )
+    }
+
     /// A 503 when every turn slot stayed busy for the queue timeout.
     pub fn busy(message: impl Into<String>) -> Self {
         Self::new(
@@ -111,6 +127,11 @@ impl ApiError {
         self
     }
 
+    /// Seconds the client should wait before retrying, if waiting helps.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     /// The status, for logging and tests.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -147,33 +168,63 @@ impl From<anyhow::Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        let (status, code) = match &rejection {
+        let (status, code) = match rejection {
+            JsonRejection::BytesRejection(unread) => return unread.into(),
             JsonRejection::MissingJsonContentType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+                return Self::unsupported_media_type(
+                    "send the body as JSON with `Content-Type: application/json`",
+                );
             }
             JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_type"),
-            JsonRejection::BytesRejection(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             _ => (StatusCode::BAD_REQUEST, "invalid_body"),
         };
         // `body_text` carries serde's precise reason (line, column, field).
-        let message = match code {
-            "body_too_large" => {
-                "the request body is larger than this server accepts; send less".to_owned()
-            }
-            "unsupported_media_type" => {
-                "send the body as JSON with `Content-Type: application/json`".to_owned()
-            }
-            _ => format!("invalid JSON body: {}", rejection.body_text()),
-        };
-        Self {
+        Self::new(
             status,
-            kind: "invalid_request_error",
-            code: Some(code.into()),
-            param: None,
-            message,
-            retry_after: None,
+            "invalid_request_error",
+            code,
+            format!("invalid JSON body: {}", rejection.body_text()),
+        )
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        Self::unreadable_body(&rejection)
+    }
+}
+
+impl ApiError {
+    /// A body that could not be read: too large (413), too slow (408), or
+    /// cut off (400), judged by the cause anywhere in `error`'s chain.
+    pub fn unreadable_body(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if e.is::<http_body_util::LengthLimitError>() {
+                return Self::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request_error",
+                    "body_too_large",
+                    "the request body is larger than this server accepts ([server] max_body_bytes); send less",
+                );
+            }
+            if let Some(timeout) = e.downcast_ref::<BodyTimeout>() {
+                return Self::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "invalid_request_error",
+                    "body_timeout",
+                    timeout.to_string(),
+                );
+            }
+            cause = e.source();
         }
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_body",
+            format!("cannot read the request body: {error}"),
+        )
     }
 }
 

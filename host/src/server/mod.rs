@@ -5,6 +5,7 @@
 
 pub mod access;
 mod chat;
+pub mod conn;
 pub mod error;
 mod metrics;
 mod sessions;
@@ -31,7 +32,8 @@ use utoipa_axum::routes;
 use crate::agent::Agent;
 use crate::memory::Memory;
 use crate::plugins::Registry;
-use access::{Access, RateLimit};
+use access::{Access, AccessConfig, RateLimit};
+use conn::{ConnectionLimits, Connections};
 use error::ApiError;
 
 /// Limits and protection settings of the server.
@@ -55,6 +57,13 @@ pub struct ServerConfig {
     pub turn_queue_timeout: Duration,
     /// How long shutdown waits for in-flight requests and turns.
     pub shutdown_grace: Duration,
+    /// Caps and deadlines of connections.
+    pub connections: ConnectionLimits,
+    /// Public host names a server without keys answers, besides loopback
+    /// names and IP addresses.
+    pub allowed_hosts: Vec<String>,
+    /// Most WebSockets open at once per API key (per client address without auth).
+    pub max_websockets_per_caller: usize,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +78,9 @@ impl Default for ServerConfig {
             max_concurrent_turns: 64,
             turn_queue_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            connections: ConnectionLimits::default(),
+            allowed_hosts: Vec::new(),
+            max_websockets_per_caller: 16,
         }
     }
 }
@@ -84,6 +96,8 @@ pub struct AppState {
     pub memory: Arc<Memory>,
     /// Limits.
     pub limits: Arc<ServerConfig>,
+    /// Auth, rate limits and the keyless server's checks.
+    pub access: Arc<Access>,
     /// Concurrency of agent turns.
     pub turns: Arc<turns::TurnLimits>,
     /// Turns that outlive their request (session turns), awaited at shutdown.
@@ -108,6 +122,13 @@ impl AppState {
                 config.max_concurrent_turns,
                 config.turn_queue_timeout,
             )),
+            access: Arc::new(Access::new(AccessConfig {
+                keys: config.api_keys.clone(),
+                public_paths: config.public_paths.clone(),
+                rate_limit: config.rate_limit,
+                allowed_hosts: config.allowed_hosts.clone(),
+                max_websockets_per_caller: config.max_websockets_per_caller,
+            })),
             limits: Arc::new(config),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
@@ -175,15 +196,6 @@ struct OpenApiJson(Arc<Value>);
 
 /// The router, without a socket, so tests can drive it directly.
 pub fn router(state: AppState) -> Router {
-    let access = Arc::new(Access::new(
-        &state.limits.api_keys,
-        state.limits.public_paths.clone(),
-        state.limits.rate_limit,
-    ));
-    router_with(state, access)
-}
-
-fn router_with(state: AppState, access: Arc<Access>) -> Router {
     let (routes, spec) = api().split_for_parts();
     let spec = OpenApiJson(Arc::new(serde_json::to_value(&spec).unwrap_or(Value::Null)));
     let body_limit = state.limits.max_body_bytes;
@@ -193,9 +205,13 @@ fn router_with(state: AppState, access: Arc<Access>) -> Router {
         crate::mcp::HttpOptions {
             shutdown: state.shutdown.clone(),
             max_body_bytes: body_limit,
-            auth: !state.limits.api_keys.is_empty(),
         },
     );
+    let mcp = tower::Layer::layer(
+        &axum::middleware::from_fn_with_state(body_limit, crate::mcp::screen),
+        mcp,
+    );
+    let access = Arc::clone(&state.access);
     routes
         // MCP (Streamable HTTP) over the same tools, behind the same layers.
         .route_service("/mcp", mcp)
@@ -267,7 +283,7 @@ async fn openapi_json(Extension(spec): Extension<OpenApiJson>) -> Json<Value> {
 /// How often retention, rate-limit cleanup and index saves run.
 const MAINTENANCE_PERIOD: Duration = Duration::from_secs(60);
 
-async fn maintain(state: AppState, access: Arc<Access>) {
+async fn maintain(state: AppState) {
     let mut tick = tokio::time::interval(MAINTENANCE_PERIOD);
     loop {
         tokio::select! {
@@ -277,7 +293,7 @@ async fn maintain(state: AppState, access: Arc<Access>) {
         if let Err(e) = state.memory.maintain().await {
             tracing::warn!("memory maintenance failed: {e:#}");
         }
-        access.forget_idle_callers();
+        state.access.forget_idle_callers();
     }
 }
 
@@ -288,32 +304,35 @@ pub async fn serve(addr: SocketAddr, state: AppState) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}; is another server running there? choose another with --listen or LAUNCH_LISTEN"))?;
+    let fd_limit = conn::raise_fd_limit();
+    let connections = Connections::new(state.limits.connections.clone(), fd_limit);
+    tracing::info!(
+        fd_limit,
+        max_connections = connections.max(),
+        "connection limits"
+    );
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let access = Arc::new(Access::new(
-        &state.limits.api_keys,
-        state.limits.public_paths.clone(),
-        state.limits.rate_limit,
-    ));
-    let app = router_with(state.clone(), Arc::clone(&access));
+    let app = router(state.clone());
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         shutdown.cancel();
     });
-    tokio::spawn(maintain(state.clone(), access));
-    let server = axum::serve(
+    tokio::spawn(maintain(state.clone()));
+    // Ends when shutdown starts and every connection has closed.
+    let mut server = tokio::spawn(conn::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(state.shutdown.clone().cancelled_owned());
-    let mut server = tokio::spawn(server.into_future());
+        app,
+        connections,
+        state.shutdown.clone(),
+    ));
     let mut server_ended = false;
     tokio::select! {
         ended = &mut server => {
             server_ended = true;
             if !state.shutdown.is_cancelled() {
-                // Ended without a signal: the accept loop failed.
-                ended.context("server task failed")?.context("server error")?;
+                ended.context("server task failed")?;
+                anyhow::bail!("the accept loop ended without a shutdown");
             }
         }
         () = state.shutdown.cancelled() => {}

@@ -9,6 +9,7 @@
 //! stored) or `error {error: {message, type, param, code}}`.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -140,9 +141,9 @@ fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Resu
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request: CreateSession = optional_json(&body)?;
+    let request: CreateSession = optional_json(&body?)?;
     if let Some(t) = &request.title
         && t.len() > 512
     {
@@ -368,40 +369,80 @@ pub async fn ws(
     {
         return Err(no_such_session(&id));
     }
+    let socket_permit = state.access.open_socket(&caller.rate_key)?;
+    // Frames and messages are bounded by the message limit (plus room for
+    // the JSON around it) before they are buffered.
     let max = state.limits.max_message_bytes + 1024;
     Ok(upgrade
+        .max_frame_size(max)
         .max_message_size(max)
-        .on_upgrade(move |socket| ws_session(state, caller, id, socket)))
+        .on_upgrade(move |socket| async move {
+            let _socket_permit = socket_permit;
+            ws_session(state, caller, id, socket).await;
+        }))
 }
 
+/// Serves one session's WebSocket: each text frame is a turn, counted
+/// against the caller's rate limit like a POST. A socket that stays silent
+/// (no frame, not even a pong to the server's pings) for the idle timeout,
+/// or stops reading what the server sends, is closed.
 async fn ws_session(state: AppState, caller: Caller, id: String, mut socket: WebSocket) {
-    while let Some(Ok(frame)) = socket.recv().await {
+    let idle = state.limits.connections.idle_timeout;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + idle / 2, idle / 2);
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        let frame = tokio::select! {
+            frame = socket.recv() => frame,
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= idle {
+                    close(&mut socket, idle, 1001, "idle: nothing received within the idle timeout").await;
+                    return;
+                }
+                if send_frame(&mut socket, idle, WsMessage::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            () = state.shutdown.cancelled() => {
+                close(&mut socket, idle, 1001, "the server is shutting down").await;
+                return;
+            }
+        };
+        let Some(Ok(frame)) = frame else {
+            return;
+        };
+        last_heard = tokio::time::Instant::now();
         let text = match frame {
             WsMessage::Text(t) => t,
-            WsMessage::Close(_) => break,
+            WsMessage::Close(_) => return,
             // Pings are answered by axum; binary frames are not part of the protocol.
             WsMessage::Binary(_) => {
                 let e = ApiError::invalid(None, "send JSON text frames: {\"content\": \"...\"}");
-                if send(&mut socket, "error", e.body()).await.is_err() {
-                    break;
+                if send(&mut socket, idle, "error", e.body()).await.is_err() {
+                    return;
                 }
                 continue;
             }
             _ => continue,
         };
-        let user = serde_json::from_str::<WsRequest>(&text)
-            .map_err(|e| {
-                ApiError::invalid(
-                    None,
-                    format!("invalid frame: {e}; send {{\"content\": \"...\"}}"),
-                )
+        // Every turn counts against the caller's rate limit, like a POST.
+        let user = state
+            .access
+            .check_rate(&caller.rate_key)
+            .and_then(|()| {
+                serde_json::from_str::<WsRequest>(&text).map_err(|e| {
+                    ApiError::invalid(
+                        None,
+                        format!("invalid frame: {e}; send {{\"content\": \"...\"}}"),
+                    )
+                })
             })
             .and_then(|r| user_message(&state, r.content));
         let user = match user {
             Ok(u) => u,
             Err(e) => {
-                if send(&mut socket, "error", e.body()).await.is_err() {
-                    break;
+                if send(&mut socket, idle, "error", error_event(&e)).await.is_err() {
+                    return;
                 }
                 continue;
             }
@@ -417,18 +458,47 @@ async fn ws_session(state: AppState, caller: Caller, id: String, mut socket: Web
         );
         let mut events = std::pin::pin!(turn_events(id.clone(), running));
         while let Some((name, data)) = events.next().await {
-            // A closed socket ends the stream; the turn still completes and is stored.
-            if send(&mut socket, name, data).await.is_err() {
+            // A closed or stalled socket ends the stream; the turn still
+            // completes and is stored.
+            if send(&mut socket, idle, name, data).await.is_err() {
                 return;
             }
         }
+        last_heard = tokio::time::Instant::now();
     }
 }
 
-async fn send(socket: &mut WebSocket, name: &str, data: Value) -> Result<(), axum::Error> {
+/// An `error` event: the error body, plus `retry_after` (seconds) when
+/// waiting helps (a rate limit).
+fn error_event(e: &ApiError) -> Value {
+    let mut body = e.body();
+    if let (Some(secs), Some(obj)) = (e.retry_after_secs(), body.as_object_mut()) {
+        obj.insert("retry_after".into(), secs.into());
+    }
+    body
+}
+
+/// Sends a frame, giving up on a client that does not read it within `limit`.
+async fn send_frame(socket: &mut WebSocket, limit: Duration, frame: WsMessage) -> Result<(), ()> {
+    match tokio::time::timeout(limit, socket.send(frame)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn close(socket: &mut WebSocket, limit: Duration, code: u16, reason: &'static str) {
+    let frame = axum::extract::ws::CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = send_frame(socket, limit, WsMessage::Close(Some(frame))).await;
+}
+
+/// Sends one event as a JSON text frame with a `type` field.
+async fn send(socket: &mut WebSocket, limit: Duration, name: &str, data: Value) -> Result<(), ()> {
     let mut frame = json!({"type": name});
     if let (Some(f), Value::Object(d)) = (frame.as_object_mut(), data) {
         f.extend(d);
     }
-    socket.send(WsMessage::Text(frame.to_string().into())).await
+    send_frame(socket, limit, WsMessage::Text(frame.to_string().into())).await
 }
