@@ -222,7 +222,9 @@ pub async fn screen(
             "JSON-RPC batches are not supported (MCP 2025-06-18 removed them); send one message per request".to_owned(),
         ))
     } else {
-        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+        // A tree, not `IgnoredAny`: only building one applies serde_json's
+        // nesting limit, which rmcp's own parse would hit.
+        serde_json::from_slice::<Value>(&bytes)
             .err()
             .map(|e| (-32700, format!("the body is not valid JSON: {e}")))
     };

@@ -315,6 +315,15 @@ impl Server {
         server
     }
 
+    /// Like [`Server::start`], with the soft open-file limit lowered to
+    /// `soft` before `launch` starts (to see the server raise it).
+    pub fn start_with_soft_fd_limit(plugins: &Path, env: &[(&str, &str)], soft: u32) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut server = Self::spawn(plugins, data.path(), env, false, Some(soft));
+        server._data = Some(data);
+        server
+    }
+
     /// Starts a server on an existing data directory (to test restarts).
     pub fn start_in(
         plugins: &Path,
@@ -322,8 +331,26 @@ impl Server {
         env: &[(&str, &str)],
         clear_keys: bool,
     ) -> Self {
+        Self::spawn(plugins, data_dir, env, clear_keys, None)
+    }
+
+    fn spawn(
+        plugins: &Path,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        clear_keys: bool,
+        soft_fd_limit: Option<u32>,
+    ) -> Self {
         use std::io::BufRead;
-        let mut command = std::process::Command::new(launch_bin());
+        let mut command = match soft_fd_limit {
+            None => std::process::Command::new(launch_bin()),
+            Some(soft) => {
+                let mut sh = std::process::Command::new("sh");
+                sh.args(["-c", &format!("ulimit -Sn {soft} && exec \"$0\" \"$@\"")])
+                    .arg(launch_bin());
+                sh
+            }
+        };
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("LAUNCH_PLUGINS_DIR", plugins)
