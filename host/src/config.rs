@@ -102,6 +102,12 @@ pub struct FileServer {
     /// Most WebSockets open at once per API key, or per client address
     /// without auth (default 16).
     pub max_websockets_per_caller: Option<usize>,
+    /// Messages a session may hold; a turn in a full session is refused
+    /// with 409 `session_full` (default 10,000).
+    pub max_session_messages: Option<usize>,
+    /// Bytes of history (texts, tool arguments and results) a session may
+    /// hold (default 64 MiB).
+    pub max_session_bytes: Option<usize>,
 }
 
 /// `[memory]`: sessions and semantic recall.
@@ -389,6 +395,10 @@ pub fn server(file: &FileServer, env: Env<'_>) -> Result<ServerConfig> {
             Some(n) => n,
             None => defaults.max_websockets_per_caller,
         },
+        max_session_messages: file
+            .max_session_messages
+            .unwrap_or(defaults.max_session_messages),
+        max_session_bytes: file.max_session_bytes.unwrap_or(defaults.max_session_bytes),
     })
 }
 

@@ -563,7 +563,9 @@ fn authority(url: &str) -> &str {
 }
 
 async fn connect(url: &str) -> tokio::net::TcpStream {
-    tokio::net::TcpStream::connect(authority(url)).await.unwrap()
+    tokio::net::TcpStream::connect(authority(url))
+        .await
+        .unwrap()
 }
 
 /// Reads until the server closes the connection or `limit` passes; returns
@@ -642,13 +644,19 @@ async fn silent_dripping_and_idle_connections_are_closed_by_their_deadlines() {
     let header_drip = dripping_client(
         &s.url,
         String::new(),
-        format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Padding: {}\r\n\r\n", "a".repeat(200)).into_bytes(),
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Padding: {}\r\n\r\n",
+            "a".repeat(200)
+        )
+        .into_bytes(),
         limit,
     );
     // Sends its headers, then drips a body that would take 40 s.
     let body_drip = dripping_client(
         &s.url,
-        format!("POST /v1/tools/calculator_evaluate/invoke HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"),
+        format!(
+            "POST /v1/tools/calculator_evaluate/invoke HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+        ),
         vec![b' '; 200],
         limit,
     );
@@ -669,25 +677,65 @@ async fn silent_dripping_and_idle_connections_are_closed_by_their_deadlines() {
         tokio::join!(silent, header_drip, body_drip, keep_alive);
 
     let at = silent.1.expect("a silent connection is closed");
-    assert!(at >= Duration::from_millis(800) && at < Duration::from_millis(2500), "silent: closed after {at:?}");
-    let at = header_drip.1.expect("a connection dripping its headers is closed");
-    assert!(at < Duration::from_millis(2500), "header drip: closed after {at:?}");
-    assert!(header_drip.0.is_empty(), "no answer to half a request: {}", header_drip.0);
-    let at = body_drip.1.expect("a connection dripping its body is closed");
-    assert!(at < Duration::from_millis(4000), "body drip: closed after {at:?}");
-    assert!(body_drip.0.starts_with("HTTP/1.1 408"), "body drip: {}", body_drip.0);
-    assert!(body_drip.0.contains("body_read_timeout_secs"), "{}", body_drip.0);
+    assert!(
+        at >= Duration::from_millis(800) && at < Duration::from_millis(2500),
+        "silent: closed after {at:?}"
+    );
+    let at = header_drip
+        .1
+        .expect("a connection dripping its headers is closed");
+    assert!(
+        at < Duration::from_millis(2500),
+        "header drip: closed after {at:?}"
+    );
+    assert!(
+        header_drip.0.is_empty(),
+        "no answer to half a request: {}",
+        header_drip.0
+    );
+    let at = body_drip
+        .1
+        .expect("a connection dripping its body is closed");
+    assert!(
+        at < Duration::from_millis(4000),
+        "body drip: closed after {at:?}"
+    );
+    assert!(
+        body_drip.0.starts_with("HTTP/1.1 408"),
+        "body drip: {}",
+        body_drip.0
+    );
+    assert!(
+        body_drip.0.contains("body_read_timeout_secs"),
+        "{}",
+        body_drip.0
+    );
     let (seen, closed) = keep_alive;
-    assert_eq!(seen.matches("HTTP/1.1 200").count(), 2, "both requests answered: {seen}");
+    assert_eq!(
+        seen.matches("HTTP/1.1 200").count(),
+        2,
+        "both requests answered: {seen}"
+    );
     let after_second = closed.expect("an idle keep-alive connection is closed");
     assert!(
         after_second >= Duration::from_millis(2500) && after_second < Duration::from_millis(5000),
         "keep-alive closed {after_second:?} after its last request"
     );
-    let metrics = reqwest::get(format!("{}/metrics", s.url)).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", s.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for reason in ["header_timeout", "idle_timeout"] {
         assert!(
-            sample(&metrics, "launch_http_connections_closed_total", &[("reason", reason)]).unwrap_or(0.0) >= 1.0,
+            sample(
+                &metrics,
+                "launch_http_connections_closed_total",
+                &[("reason", reason)]
+            )
+            .unwrap_or(0.0)
+                >= 1.0,
             "{reason} counted:\n{metrics}"
         );
     }
@@ -723,18 +771,30 @@ async fn a_flood_of_idle_connections_is_capped_below_the_fd_limit_and_healthz_st
             .unwrap()
             .count()
     };
-    assert!(open() < 200 + 100, "descriptors stay near the cap: {}", open());
+    assert!(
+        open() < 200 + 100,
+        "descriptors stay near the cap: {}",
+        open()
+    );
     // Health checks are answered throughout (each evicts an idle connection).
     let http = reqwest::Client::new();
     let mut latencies = Vec::new();
     for _ in 0..20 {
         let started = std::time::Instant::now();
-        let r = http.get(format!("{}/healthz", s.url)).timeout(Duration::from_secs(5)).send().await.unwrap();
+        let r = http
+            .get(format!("{}/healthz", s.url))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         latencies.push(started.elapsed());
     }
     latencies.sort();
-    assert!(latencies[19] < Duration::from_secs(1), "healthz during the flood: {latencies:?}");
+    assert!(
+        latencies[19] < Duration::from_secs(1),
+        "healthz during the flood: {latencies:?}"
+    );
 
     // Busy connections are never evicted: 150 requests whose bodies are
     // still arriving fill the per-address cap of a second address, and the
@@ -763,7 +823,10 @@ async fn a_flood_of_idle_connections_is_capped_below_the_fd_limit_and_healthz_st
         "refused fast: {closed:?} {answer:?}"
     );
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.contains("too_many_connections") && answer.contains("max_connections_per_address"), "{answer}");
+    assert!(
+        answer.contains("too_many_connections") && answer.contains("max_connections_per_address"),
+        "{answer}"
+    );
     // The first address is unaffected by the second's cap.
     let r = http.get(format!("{}/healthz", s.url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
@@ -775,11 +838,22 @@ async fn the_server_raises_its_open_file_limit_to_the_hard_limit() {
     let dir = PluginDir::new().plugin("calculator");
     let s = Server::start_with_soft_fd_limit(dir.path(), &[], 256);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", s.pid())).unwrap();
-    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
     let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
-    assert_eq!(numbers[0], numbers[1], "soft limit raised to the hard one: {line}");
+    assert_eq!(
+        numbers[0], numbers[1],
+        "soft limit raised to the hard one: {line}"
+    );
     assert_ne!(numbers[0], "256", "{line}");
-    assert!(s.log().iter().any(|l| l.contains("connection limits") && l.contains("max_connections=")), "the limits are logged");
+    assert!(
+        s.log()
+            .iter()
+            .any(|l| l.contains("connection limits") && l.contains("max_connections=")),
+        "the limits are logged"
+    );
 }
 
 #[tokio::test]
@@ -800,21 +874,40 @@ async fn a_keyless_server_refuses_foreign_hosts_foreign_origins_and_non_json_bod
         (reqwest::Method::POST, "/mcp"),
         (reqwest::Method::GET, "/"),
     ] {
-        let r = with_host(method.clone(), path, &format!("evil.example:{port}")).send().await.unwrap();
+        let r = with_host(method.clone(), path, &format!("evil.example:{port}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {path}");
         let e: Value = r.json().await.unwrap();
         assert_eq!(e["error"]["code"], "host_not_allowed");
-        assert!(e["error"]["message"].as_str().unwrap().contains("allowed_hosts"));
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("allowed_hosts")
+        );
     }
-    let r = with_host(reqwest::Method::POST, "/v1/tools/calculator_evaluate/invoke", "evil.example")
-        .json(&json!({"expression": "1+1"}))
-        .send()
-        .await
-        .unwrap();
+    let r = with_host(
+        reqwest::Method::POST,
+        "/v1/tools/calculator_evaluate/invoke",
+        "evil.example",
+    )
+    .json(&json!({"expression": "1+1"}))
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Loopback names, IP addresses and configured names are served.
-    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), "agent.example.com".into()] {
-        let r = with_host(reqwest::Method::GET, "/v1/sessions", &host).send().await.unwrap();
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "agent.example.com".into(),
+    ] {
+        let r = with_host(reqwest::Method::GET, "/v1/sessions", &host)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{host}");
     }
     // A cross-site page: a loopback Host, but a foreign Origin.
@@ -825,9 +918,16 @@ async fn a_keyless_server_refuses_foreign_hosts_foreign_origins_and_non_json_bod
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "origin_not_allowed");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "origin_not_allowed"
+    );
     // A body any page can send without a preflight never reaches a handler.
-    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
         let r = http
             .post(format!("{}/v1/sessions", s.url))
             .header("content-type", content_type)
@@ -835,10 +935,25 @@ async fn a_keyless_server_refuses_foreign_hosts_foreign_origins_and_non_json_bod
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
+        assert_eq!(
+            r.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type}"
+        );
     }
-    let sessions: Value = http.get(format!("{}/v1/sessions", s.url)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(sessions["data"].as_array().unwrap().len(), 0, "no session was created");
+    let sessions: Value = http
+        .get(format!("{}/v1/sessions", s.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions["data"].as_array().unwrap().len(),
+        0,
+        "no session was created"
+    );
     // The server's own pages (the web UI) still work: same-origin requests.
     let r = http
         .post(format!("{}/v1/sessions", s.url))
@@ -848,7 +963,10 @@ async fn a_keyless_server_refuses_foreign_hosts_foreign_origins_and_non_json_bod
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // WebSocket upgrades check Origin the same way.
     let ws = format!("{}/v1/sessions/{id}/ws", s.url.replace("http://", "ws://"));
     let request = |origin: &str| {
@@ -859,9 +977,16 @@ async fn a_keyless_server_refuses_foreign_hosts_foreign_origins_and_non_json_bod
     };
     match tokio_tungstenite::connect_async(request("https://evil.example")).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
-        other => panic!("a foreign origin's WebSocket is refused: {:?}", other.map(|_| ())),
+        other => panic!(
+            "a foreign origin's WebSocket is refused: {:?}",
+            other.map(|_| ())
+        ),
     }
-    assert!(tokio_tungstenite::connect_async(request(&s.url)).await.is_ok());
+    assert!(
+        tokio_tungstenite::connect_async(request(&s.url))
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -894,13 +1019,28 @@ async fn websocket_turns_count_against_the_rate_limit_and_the_socket_stays_usabl
     );
     let http = reqwest::Client::new();
     // Two of the three: the session and the upgrade.
-    let id = http.post(format!("{}/v1/sessions", s.url)).send().await.unwrap().json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = http
+        .post(format!("{}/v1/sessions", s.url))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let ws = format!("{}/v1/sessions/{id}/ws", s.url.replace("http://", "ws://"));
     let (mut socket, _) = tokio_tungstenite::connect_async(&ws).await.unwrap();
     let mut turn = async |text: &str| -> Value {
-        socket.send(Frame::text(json!({"content": text}).to_string())).await.unwrap();
+        socket
+            .send(Frame::text(json!({"content": text}).to_string()))
+            .await
+            .unwrap();
         loop {
-            let Frame::Text(t) = socket.next().await.unwrap().unwrap() else { continue };
+            let Frame::Text(t) = socket.next().await.unwrap().unwrap() else {
+                continue;
+            };
             let event: Value = serde_json::from_str(&t).unwrap();
             if event["type"] == "done" || event["type"] == "error" {
                 return event;
@@ -913,21 +1053,41 @@ async fn websocket_turns_count_against_the_rate_limit_and_the_socket_stays_usabl
     assert_eq!(limited["error"]["code"], "rate_limit_exceeded");
     let wait = limited["retry_after"].as_u64().unwrap();
     assert!((1..=2).contains(&wait), "{limited}");
-    assert!(limited["error"]["message"].as_str().unwrap().contains("retry in"));
+    assert!(
+        limited["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retry in")
+    );
     // Still usable: after the wait, the next turn runs.
     tokio::time::sleep(Duration::from_secs(wait)).await;
     assert_eq!(turn("three").await["type"], "done");
-    assert_eq!(mock.chat_requests().len(), 2, "the refused turn never reached the model");
+    assert_eq!(
+        mock.chat_requests().len(),
+        2,
+        "the refused turn never reached the model"
+    );
 }
 
 #[tokio::test]
 async fn websocket_frames_are_bounded_before_buffering_and_sockets_are_capped_and_reaped() {
     use tokio::io::AsyncWriteExt;
     let mock = MockLlm::start().await;
-    let (_c, config_path) = config("[server]\nmax_websockets_per_caller = 3\nidle_timeout_secs = 2\n");
+    let (_c, config_path) =
+        config("[server]\nmax_websockets_per_caller = 3\nidle_timeout_secs = 2\n");
     let (_d, s) = start(&mock, &[("LAUNCH_CONFIG", &config_path)]);
     let http = reqwest::Client::new();
-    let id = http.post(format!("{}/v1/sessions", s.url)).send().await.unwrap().json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = http
+        .post(format!("{}/v1/sessions", s.url))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let host = authority(&s.url).to_owned();
     // A raw handshake, so the test controls every byte after it.
     let open = async || {
@@ -939,7 +1099,9 @@ async fn websocket_frames_are_bounded_before_buffering_and_sockets_are_capped_an
         let mut byte = [0u8; 1];
         use tokio::io::AsyncReadExt;
         while !head.ends_with(b"\r\n\r\n") {
-            if c.read(&mut byte).await.unwrap() == 0 { break; }
+            if c.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
             head.push(byte[0]);
         }
         (c, String::from_utf8_lossy(&head).into_owned())
@@ -954,7 +1116,10 @@ async fn websocket_frames_are_bounded_before_buffering_and_sockets_are_capped_an
     frame.extend_from_slice(&vec![b'a'; 64 * 1024]);
     let _ = big.write_all(&frame).await;
     let (_, closed) = read_until_closed(&mut big, Duration::from_secs(5)).await;
-    assert!(closed.is_some_and(|t| t < Duration::from_secs(2)), "an oversized frame closes the socket: {closed:?}");
+    assert!(
+        closed.is_some_and(|t| t < Duration::from_secs(2)),
+        "an oversized frame closes the socket: {closed:?}"
+    );
     // At most three sockets per caller; the fourth upgrade is a 429.
     let mut held = Vec::new();
     for _ in 0..3 {
@@ -969,12 +1134,18 @@ async fn websocket_frames_are_bounded_before_buffering_and_sockets_are_capped_an
     let started = std::time::Instant::now();
     let (seen, closed) = read_until_closed(&mut held[0], Duration::from_secs(8)).await;
     let closed = closed.expect("a silent socket is closed");
-    assert!(closed < Duration::from_secs(5) && started.elapsed() >= Duration::from_millis(1500), "closed after {closed:?}");
+    assert!(
+        closed < Duration::from_secs(5) && started.elapsed() >= Duration::from_millis(1500),
+        "closed after {closed:?}"
+    );
     assert!(seen.contains("idle"), "the close frame says why: {seen:?}");
     drop(held);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, head) = open().await;
-    assert!(head.starts_with("HTTP/1.1 101"), "a place is free again: {head}");
+    assert!(
+        head.starts_with("HTTP/1.1 101"),
+        "a place is free again: {head}"
+    );
 }
 
 #[tokio::test]
@@ -992,9 +1163,24 @@ async fn access_tokens_in_the_query_work_only_for_websocket_upgrades_and_are_url
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let id = http.post(format!("{}/v1/sessions", s.url)).bearer_auth(key).send().await.unwrap().json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = http
+        .post(format!("{}/v1/sessions", s.url))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let ws = format!("{}/v1/sessions/{id}/ws", s.url.replace("http://", "ws://"));
-    assert!(tokio_tungstenite::connect_async(format!("{ws}?access_token={encoded}")).await.is_ok());
+    assert!(
+        tokio_tungstenite::connect_async(format!("{ws}?access_token={encoded}"))
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -1014,7 +1200,11 @@ async fn mcp_answers_batches_deep_json_and_non_messages_with_400() {
     let cases = [
         (batch, -32600, "batches"),
         (deep, -32700, "not valid JSON"),
-        ("{\"jsonrpc\": \"2.0\", \"nonsense\": true}".to_owned(), -32600, "JSON-RPC"),
+        (
+            "{\"jsonrpc\": \"2.0\", \"nonsense\": true}".to_owned(),
+            -32600,
+            "JSON-RPC",
+        ),
         ("{not json".to_owned(), -32700, "not valid JSON"),
     ];
     for (body, code, says) in cases {
@@ -1022,6 +1212,9 @@ async fn mcp_answers_batches_deep_json_and_non_messages_with_400() {
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         let e: Value = r.json().await.unwrap();
         assert_eq!(e["error"]["code"], code, "{e}");
-        assert!(e["error"]["message"].as_str().unwrap().contains(says), "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(says),
+            "{e}"
+        );
     }
 }

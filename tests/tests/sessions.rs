@@ -697,3 +697,214 @@ async fn retention_deletes_old_and_excess_sessions() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+// ---- Bounded reads and bounded sessions (issue 15) ----
+
+async fn detail(http: &reqwest::Client, s: &Server, id: &str, query: &str) -> Value {
+    let r = http
+        .get(format!("{}/v1/sessions/{id}{query}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+fn turn_ids(page: &Value) -> Vec<i64> {
+    page["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn history_is_read_a_page_of_turns_at_a_time_with_a_cursor_and_a_byte_bound() {
+    let mock = MockLlm::start().await;
+    mock.respond_with(|_| Reply::text("noted"));
+    let data = tempfile::tempdir().unwrap();
+    let dir = plugins();
+    let s = start(&dir, data.path(), &mock, &[]);
+    let http = reqwest::Client::new();
+    let id = create(&http, &s, "long").await;
+    let mut answered = Vec::new();
+    for i in 0..25 {
+        answered.push(
+            post(&http, &s, &id, &format!("message {i}")).await["turn_id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    // The newest 20 turns, oldest first, with exactly their messages.
+    let first = detail(&http, &s, &id, "").await;
+    assert_eq!(turn_ids(&first), answered[5..]);
+    assert_eq!(first["has_more"], true);
+    assert_eq!(
+        first["message_count"], 50,
+        "the session still reports its size"
+    );
+    let messages = first["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 40);
+    assert_eq!(messages[0]["content"], "message 5");
+    assert!(
+        messages
+            .iter()
+            .all(|m| answered[5..].contains(&m["turn_id"].as_i64().unwrap()))
+    );
+    // The cursor pages backwards to the start.
+    let before = first["turns"][0]["id"].as_i64().unwrap();
+    let older = detail(&http, &s, &id, &format!("?before={before}")).await;
+    assert_eq!(turn_ids(&older), answered[..5]);
+    assert_eq!(older["has_more"], false);
+    assert_eq!(older["messages"][0]["content"], "message 0");
+    let three = detail(&http, &s, &id, "?limit=3").await;
+    assert_eq!(turn_ids(&three), answered[22..]);
+    for bad in ["?limit=many", "?before=x", "?page=2"] {
+        let r = http
+            .get(format!("{}/v1/sessions/{id}{bad}", s.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+
+    // Big turns: a page stops at about 2 MiB (but holds at least one turn).
+    let big = create(&http, &s, "big").await;
+    let text = "x".repeat(200 * 1024);
+    for _ in 0..15 {
+        post(&http, &s, &big, &text).await;
+    }
+    let page = detail(&http, &s, &big, "").await;
+    let n = page["turns"].as_array().unwrap().len();
+    assert!((8..=11).contains(&n), "about 2 MiB of 200 KiB turns: {n}");
+    assert_eq!(page["has_more"], true);
+    let one = detail(&http, &s, &big, "?limit=1").await;
+    assert_eq!(one["turns"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn parallel_reads_of_a_large_session_stay_bounded_in_memory() {
+    let mock = MockLlm::start().await;
+    mock.respond_with(|_| Reply::text("ok"));
+    let data = tempfile::tempdir().unwrap();
+    let dir = plugins();
+    let s = start(&dir, data.path(), &mock, &[]);
+    let http = reqwest::Client::new();
+    let id = create(&http, &s, "26 MB").await;
+    let text = "y".repeat(256 * 1024 - 64);
+    for _ in 0..100 {
+        post(&http, &s, &id, &text).await;
+    }
+    let before = launch_tests::peak_rss(s.pid());
+    let reads = (0..16).map(|_| detail(&http, &s, &id, ""));
+    let pages = futures::future::join_all(reads).await;
+    assert!(pages.iter().all(|p| p["has_more"] == true));
+    let grown = launch_tests::peak_rss(s.pid()).saturating_sub(before);
+    // Whole-session reads took this from ~0.8 GB to ~1.6 GB at twice the size.
+    assert!(
+        grown < 150 << 20,
+        "16 parallel reads grew the peak RSS by {} MiB",
+        grown >> 20
+    );
+}
+
+#[tokio::test]
+async fn a_full_session_refuses_new_turns_with_409_and_keeps_its_history() {
+    let mock = MockLlm::start().await;
+    mock.respond_with(|_| Reply::text("fine"));
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("launch.toml");
+    std::fs::write(
+        &config,
+        "[server]\nmax_session_messages = 6\nmax_session_bytes = 1000\n",
+    )
+    .unwrap();
+    let dir = plugins();
+    let s = start(
+        &dir,
+        data.path(),
+        &mock,
+        &[("LAUNCH_CONFIG", config.to_str().unwrap())],
+    );
+    let http = reqwest::Client::new();
+    let refused = async |id: &str, text: &str| -> Value {
+        let r = http
+            .post(format!("{}/v1/sessions/{id}/messages", s.url))
+            .json(&json!({"content": text}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        r.json().await.unwrap()
+    };
+    // By messages: three turns of two messages fill it.
+    let id = create(&http, &s, "few").await;
+    for text in ["one", "two", "three"] {
+        post(&http, &s, &id, text).await;
+    }
+    let e = refused(&id, "four").await;
+    assert_eq!(e["error"]["code"], "session_full");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("max_session_messages") && message.contains("POST /v1/sessions"),
+        "{message}"
+    );
+    // By bytes.
+    let id2 = create(&http, &s, "big").await;
+    post(&http, &s, &id2, &"z".repeat(600)).await;
+    post(&http, &s, &id2, &"z".repeat(600)).await;
+    let e = refused(&id2, "more").await;
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_session_bytes")
+    );
+    // Streams say the same; nothing was lost or added.
+    let r = http
+        .post(format!("{}/v1/sessions/{id}/messages", s.url))
+        .json(&json!({"content": "streamed", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("event: error") && text.contains("session_full"),
+        "{text}"
+    );
+    let kept = detail(&http, &s, &id, "").await;
+    assert_eq!(kept["message_count"], 6);
+    assert_eq!(kept["messages"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        mock.chat_requests().len(),
+        5,
+        "refused turns never reached the model"
+    );
+}
+
+#[tokio::test]
+async fn a_store_from_before_session_sizes_is_migrated_with_sizes_filled_in() {
+    let mock = MockLlm::start().await;
+    mock.respond_with(|_| Reply::text("answer"));
+    let data = tempfile::tempdir().unwrap();
+    let dir = plugins();
+    let s = start(&dir, data.path(), &mock, &[]);
+    let http = reqwest::Client::new();
+    let id = create(&http, &s, "old").await;
+    post(&http, &s, &id, "a question").await;
+    let size = detail(&http, &s, &id, "").await["bytes"].as_i64().unwrap();
+    assert_eq!(size, ("a question".len() + "answer".len()) as i64);
+    assert!(s.terminate().success());
+    // Back to schema version 1, as an older Launch left it.
+    let db = rusqlite::Connection::open(data.path().join("launch.db")).unwrap();
+    db.execute_batch(
+        "DROP INDEX messages_by_turn; ALTER TABLE sessions DROP COLUMN bytes; PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(db);
+    let s = start(&dir, data.path(), &mock, &[]);
+    let migrated = detail(&http, &s, &id, "").await;
+    assert_eq!(migrated["bytes"], size);
+    assert_eq!(migrated["messages"].as_array().unwrap().len(), 2);
+}

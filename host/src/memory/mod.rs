@@ -19,7 +19,7 @@ use crate::agent::TurnOutcome;
 use crate::config::EmbedderChoice;
 use crate::llm::{LlmClient, Message, Role};
 pub use semantic::{Embedder, Semantic};
-pub use store::{Durability, SessionInfo, Store, StoredMessage, StoredTurn};
+pub use store::{Durability, HistoryPage, SessionInfo, Store, StoredMessage, StoredTurn};
 
 /// How memory behaves.
 #[derive(Debug, Clone)]
@@ -262,7 +262,7 @@ impl Memory {
         }
     }
 
-    /// Stores a finished turn, then embeds its text messages in the
+    /// Stores a finished turn (returning its id), then embeds its text messages in the
     /// background, so the answer does not wait for them (a long answer takes
     /// the local model a third of a second). The turn is durable once
     /// committed; an embedding lost to a crash or a failure is made at the
@@ -274,13 +274,14 @@ impl Memory {
         outcome: &TurnOutcome,
         duration: Duration,
         query: Option<Vec<f32>>,
-    ) -> Result<()> {
+    ) -> Result<i64> {
         let committed = self
             .store
             .commit_turn(session, user, outcome, duration.as_secs_f64() * 1000.0)
             .await?;
+        let turn_id = committed.turn_id;
         let Some(semantic) = &self.semantic else {
-            return Ok(());
+            return Ok(turn_id);
         };
         let mut known = Vec::new();
         let mut texts = Vec::new();
@@ -304,7 +305,7 @@ impl Memory {
                 );
             }
         });
-        Ok(())
+        Ok(turn_id)
     }
 
     /// Deletes a session and its vectors; false if `owner` has no such session.

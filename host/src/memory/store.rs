@@ -78,6 +78,21 @@ const MIGRATIONS: &[&str] = &[
         vector BLOB NOT NULL
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2: a session's stored size in bytes (sessions are bounded by it), and
+    // reading history a turn at a time (pages).
+    "CREATE INDEX messages_by_turn ON messages(turn_id, id);
+    ALTER TABLE sessions ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+    CREATE TEMP TABLE session_sizes AS
+        SELECT session_id, SUM(n) AS n FROM (
+            SELECT session_id, COALESCE(LENGTH(CAST(content AS BLOB)), 0)
+                + COALESCE(LENGTH(CAST(tool_calls AS BLOB)), 0) AS n FROM messages
+            UNION ALL
+            SELECT session_id, LENGTH(CAST(arguments AS BLOB))
+                + COALESCE(LENGTH(CAST(result AS BLOB)), 0) FROM steps
+        ) GROUP BY session_id;
+    CREATE INDEX temp.session_sizes_by_id ON session_sizes(session_id);
+    UPDATE sessions SET bytes = COALESCE((SELECT n FROM session_sizes WHERE session_id = sessions.id), 0);
+    DROP TABLE temp.session_sizes;",
 ];
 
 /// How hard a commit waits for the disk.
@@ -109,6 +124,9 @@ pub struct SessionInfo {
     pub prompt_tokens: i64,
     /// Completion tokens the provider reported over all turns.
     pub completion_tokens: i64,
+    /// Bytes of stored history: message texts, tool calls, tool arguments
+    /// and results (sessions are bounded by it).
+    pub bytes: i64,
 }
 
 /// A stored message with its id.
@@ -169,6 +187,57 @@ pub struct StoredTurn {
     /// Tool calls, in order.
     #[schema(value_type = Vec<Object>)]
     pub steps: Vec<Step>,
+}
+
+/// A page of a session's history: whole turns with their messages.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryPage {
+    /// Oldest first.
+    pub turns: Vec<StoredTurn>,
+    /// The messages of those turns, oldest first.
+    pub messages: Vec<StoredMessage>,
+    /// Whether older turns exist (page on with `before` = the first turn's id).
+    pub has_more: bool,
+}
+
+/// Bytes a message adds to its session's size.
+fn message_bytes(m: &Message, calls: Option<&String>) -> i64 {
+    (m.content.as_ref().map_or(0, String::len) + calls.map_or(0, String::len)) as i64
+}
+
+/// The tool steps of a turn, in order.
+fn steps_of(c: &Connection, turn: i64) -> Result<Vec<Step>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT call_id, name, arguments, result, error_code, error_message, duration_ms
+         FROM steps WHERE turn_id = ?1 ORDER BY id",
+    )?;
+    let steps = stmt
+        .query_map(params![turn], |r| {
+            let json = |i: usize| -> rusqlite::Result<Option<Value>> {
+                Ok(r.get::<_, Option<String>>(i)?
+                    .map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t))))
+            };
+            let error = match (
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ) {
+                (Some(code), message) => Some(StepError {
+                    code,
+                    message: message.unwrap_or_default(),
+                }),
+                _ => None,
+            };
+            Ok(Step {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                arguments: json(2)?.unwrap_or(Value::Null),
+                result: json(3)?,
+                error,
+                duration_ms: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(steps)
 }
 
 /// The ids a committed turn produced.
@@ -252,7 +321,7 @@ fn parse_finish(s: &str) -> FinishReason {
 }
 
 const SESSION_COLUMNS: &str =
-    "id, title, created_at, updated_at, message_count, prompt_tokens, completion_tokens";
+    "id, title, created_at, updated_at, message_count, prompt_tokens, completion_tokens, bytes";
 
 fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionInfo> {
     Ok(SessionInfo {
@@ -263,6 +332,7 @@ fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionInfo> {
         message_count: row.get(4)?,
         prompt_tokens: row.get(5)?,
         completion_tokens: row.get(6)?,
+        bytes: row.get(7)?,
     })
 }
 
@@ -353,6 +423,7 @@ impl Store {
                 message_count: 0,
                 prompt_tokens: 0,
                 completion_tokens: 0,
+                bytes: 0,
             })
         })
         .await
@@ -395,29 +466,24 @@ impl Store {
         .await
     }
 
-    /// Every message of a session, oldest first.
-    pub async fn messages(&self, session: &str) -> Result<Vec<StoredMessage>> {
+    /// A page of `session`'s history: its newest turns older than `before`
+    /// (a turn id), at most `limit` of them and about `max_bytes` of
+    /// messages and steps (at least one turn, whatever its size).
+    pub async fn history(
+        &self,
+        session: &str,
+        before: Option<i64>,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<HistoryPage> {
         let session = session.to_owned();
         self.with(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY id"
-            ))?;
-            let rows = stmt.query_map(params![session], message_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
-    }
-
-    /// Every turn of a session with its steps, oldest first.
-    pub async fn turns(&self, session: &str) -> Result<Vec<StoredTurn>> {
-        let session = session.to_owned();
-        self.with(move |c| {
-            let mut turns = c
+            let mut candidates = c
                 .prepare_cached(
                     "SELECT id, created_at, finish_reason, iterations, prompt_tokens, completion_tokens, duration_ms
-                     FROM turns WHERE session_id = ?1 ORDER BY id",
+                     FROM turns WHERE session_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
                 )?
-                .query_map(params![session], |r| {
+                .query_map(params![session, before.unwrap_or(i64::MAX), limit + 1], |r| {
                     Ok(StoredTurn {
                         id: r.get(0)?,
                         created_at: r.get(1)?,
@@ -430,37 +496,41 @@ impl Store {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut stmt = c.prepare_cached(
-                "SELECT turn_id, call_id, name, arguments, result, error_code, error_message, duration_ms
-                 FROM steps WHERE session_id = ?1 ORDER BY id",
-            )?;
-            let mut rows = stmt.query(params![session])?;
-            while let Some(r) = rows.next()? {
-                let turn_id: i64 = r.get(0)?;
-                let json = |i: usize| -> rusqlite::Result<Option<Value>> {
-                    Ok(r.get::<_, Option<String>>(i)?
-                        .map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t))))
-                };
-                let error = match (r.get::<_, Option<String>>(5)?, r.get::<_, Option<String>>(6)?) {
-                    (Some(code), message) => Some(StepError {
-                        code,
-                        message: message.unwrap_or_default(),
-                    }),
-                    _ => None,
-                };
-                let step = Step {
-                    id: r.get(1)?,
-                    name: r.get(2)?,
-                    arguments: json(3)?.unwrap_or(Value::Null),
-                    result: json(4)?,
-                    error,
-                    duration_ms: r.get(7)?,
-                };
-                if let Some(t) = turns.iter_mut().find(|t| t.id == turn_id) {
-                    t.steps.push(step);
+            let mut page = HistoryPage {
+                has_more: candidates.len() > limit as usize,
+                ..HistoryPage::default()
+            };
+            candidates.truncate(limit as usize);
+            let mut bytes = 0usize;
+            let mut pages_messages = Vec::new();
+            for mut turn in candidates {
+                let messages = c
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE turn_id = ?1 ORDER BY id"
+                    ))?
+                    .query_map(params![turn.id], message_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                turn.steps = steps_of(c, turn.id)?;
+                let size = messages
+                    .iter()
+                    .map(|m| m.content.as_ref().map_or(0, String::len))
+                    .sum::<usize>()
+                    + turn
+                        .steps
+                        .iter()
+                        .map(|s| s.arguments.to_string().len() + s.result.as_ref().map_or(0, |r| r.to_string().len()))
+                        .sum::<usize>();
+                if !page.turns.is_empty() && bytes + size > max_bytes {
+                    page.has_more = true;
+                    break;
                 }
+                bytes += size;
+                page.turns.push(turn);
+                pages_messages.push(messages);
             }
-            Ok(turns)
+            page.turns.reverse();
+            page.messages = pages_messages.into_iter().rev().flatten().collect();
+            Ok(page)
         })
         .await
     }
@@ -534,6 +604,7 @@ impl Store {
             )?;
             let turn_id = tx.last_insert_rowid();
             let mut ids = Vec::with_capacity(messages.len());
+            let mut bytes = 0i64;
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO messages (session_id, turn_id, role, content, tool_calls, tool_call_id, tokens, created_at)
@@ -545,6 +616,7 @@ impl Store {
                     } else {
                         Some(serde_json::to_string(&m.tool_calls)?)
                     };
+                    bytes += message_bytes(&m, calls.as_ref());
                     insert.execute(params![
                         session,
                         turn_id,
@@ -562,13 +634,16 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?;
                 for s in &steps {
+                    let (arguments, result) =
+                        (s.arguments.to_string(), s.result.as_ref().map(Value::to_string));
+                    bytes += (arguments.len() + result.as_ref().map_or(0, String::len)) as i64;
                     insert.execute(params![
                         session,
                         turn_id,
                         s.id,
                         s.name,
-                        s.arguments.to_string(),
-                        s.result.as_ref().map(Value::to_string),
+                        arguments,
+                        result,
                         s.error.as_ref().map(|e| &e.code),
                         s.error.as_ref().map(|e| &e.message),
                         s.duration_ms
@@ -577,9 +652,10 @@ impl Store {
             }
             let changed = tx.execute(
                 "UPDATE sessions SET updated_at = ?2, message_count = message_count + ?3,
-                     prompt_tokens = prompt_tokens + ?4, completion_tokens = completion_tokens + ?5
+                     prompt_tokens = prompt_tokens + ?4, completion_tokens = completion_tokens + ?5,
+                     bytes = bytes + ?6
                  WHERE id = ?1",
-                params![session, now, ids.len() as i64, usage.prompt_tokens as i64, usage.completion_tokens as i64],
+                params![session, now, ids.len() as i64, usage.prompt_tokens as i64, usage.completion_tokens as i64, bytes],
             )?;
             if changed == 0 {
                 // Deleted while the turn ran: nothing is kept.

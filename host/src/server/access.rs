@@ -159,7 +159,8 @@ impl Access {
     fn configured(&self, name: &str) -> bool {
         self.allowed_hosts.iter().any(|allowed| {
             allowed == name
-                || (allowed.starts_with('.') && (name.ends_with(allowed.as_str()) || name == &allowed[1..]))
+                || (allowed.starts_with('.')
+                    && (name.ends_with(allowed.as_str()) || name == &allowed[1..]))
         })
     }
 
@@ -174,8 +175,8 @@ impl Access {
             return true;
         }
         let name = host_name(authority);
-        let loopback = is_loopback_name(&name)
-            || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let loopback =
+            is_loopback_name(&name) || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
         loopback || self.configured(&name)
     }
 
@@ -338,7 +339,10 @@ pub async fn guard(State(access): State<Arc<Access>>, mut req: Request, next: Ne
     let rate_key = if owner.is_empty() {
         req.extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |c| client_key(c.0.ip()).to_string())
+            .map_or_else(
+                || "unknown".to_owned(),
+                |c| client_key(c.0.ip()).to_string(),
+            )
     } else {
         owner.clone()
     };
@@ -391,12 +395,26 @@ mod tests {
             ..AccessConfig::default()
         });
         for ok in [
-            "localhost", "localhost:8080", "LOCALHOST.", "app.localhost:3000", "127.0.0.1:8080",
-            "[::1]:8080", "192.168.1.5", "agent.example.com", "a.corp.example:443", "corp.example",
+            "localhost",
+            "localhost:8080",
+            "LOCALHOST.",
+            "app.localhost:3000",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "192.168.1.5",
+            "agent.example.com",
+            "a.corp.example:443",
+            "corp.example",
         ] {
             assert!(access.host_allowed(ok), "{ok} is allowed");
         }
-        for refused in ["evil.example", "evil.example:8080", "localhost.evil.example", "agent.example.com.evil", "xcorp.example"] {
+        for refused in [
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "agent.example.com.evil",
+            "xcorp.example",
+        ] {
             assert!(!access.host_allowed(refused), "{refused} is refused");
         }
         let host = Some("127.0.0.1:8080");

@@ -94,7 +94,8 @@ pub fn raise_fd_limit() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => limit,
         Err(e) => {
-            let current = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+            let current =
+                rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
             tracing::warn!("cannot raise the open-file limit ({e}); it stays at {current}");
             current
         }
@@ -158,7 +159,10 @@ impl Conn {
                 self.quiet_since.load(Ordering::Relaxed) + ms(limits.idle_timeout),
                 Closed::Idle,
             )),
-            since => Some((since + ms(limits.header_read_timeout), Closed::HeaderTimeout)),
+            since => Some((
+                since + ms(limits.header_read_timeout),
+                Closed::HeaderTimeout,
+            )),
         }
     }
 
@@ -217,7 +221,9 @@ impl Connections {
     /// Connections under `limits`, capped below `fd_limit` (a quarter of the
     /// descriptors stay for plugins, the store and outgoing requests).
     pub fn new(limits: ConnectionLimits, fd_limit: u64) -> Arc<Self> {
-        let ceiling = usize::try_from(fd_limit / 4 * 3).unwrap_or(usize::MAX).max(16);
+        let ceiling = usize::try_from(fd_limit / 4 * 3)
+            .unwrap_or(usize::MAX)
+            .max(16);
         let max = match limits.max_connections {
             0 => DEFAULT_MAX_CONNECTIONS.min(ceiling),
             n if n > ceiling => {
@@ -680,7 +686,10 @@ mod tests {
         assert_ne!(client_key(a), client_key(other));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(client_key(mapped), IpAddr::from([192, 0, 2, 7]));
-        assert_eq!(client_key(IpAddr::from([10, 0, 0, 1])), IpAddr::from([10, 0, 0, 1]));
+        assert_eq!(
+            client_key(IpAddr::from([10, 0, 0, 1])),
+            IpAddr::from([10, 0, 0, 1])
+        );
     }
 
     #[tokio::test]
@@ -706,7 +715,9 @@ mod tests {
         // The other two busy: nothing can give way, so the next is refused.
         let _busy = (
             InProgress::begin(Arc::clone(&second.conn)),
-            third.as_ref().map(|t| InProgress::begin(Arc::clone(&t.conn))),
+            third
+                .as_ref()
+                .map(|t| InProgress::begin(Arc::clone(&t.conn))),
         );
         assert!(matches!(connections.admit(ip), Err(Refusal::AddressFull)));
         // Another address is held by the total cap the same way.

@@ -72,7 +72,17 @@ impl ApiError {
 
     /// A 403 for a request this server refuses to answer (`code` says why).
     pub fn forbidden(code: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "invalid_request_error", code, message)
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            code,
+            message,
+        )
+    }
+
+    /// A 409 for a request the resource's state does not allow (`code` says why).
+    pub fn conflict(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "invalid_request_error", code, message)
     }
 
     /// A 415 for a body that is not declared JSON.

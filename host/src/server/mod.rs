@@ -64,6 +64,10 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// Most WebSockets open at once per API key (per client address without auth).
     pub max_websockets_per_caller: usize,
+    /// Messages a session may hold before new turns are refused.
+    pub max_session_messages: usize,
+    /// Bytes of history a session may hold before new turns are refused.
+    pub max_session_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +85,8 @@ impl Default for ServerConfig {
             connections: ConnectionLimits::default(),
             allowed_hosts: Vec::new(),
             max_websockets_per_caller: 16,
+            max_session_messages: 10_000,
+            max_session_bytes: 64 * 1024 * 1024,
         }
     }
 }

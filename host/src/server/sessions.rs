@@ -72,16 +72,35 @@ pub struct SessionList {
     has_more: bool,
 }
 
-/// A session with its whole history.
+/// `GET /v1/sessions/{id}` query: which page of history.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Most turns to return (1-100, default 20). A page also stops at about
+    /// 2 MiB of messages and tool steps (it always holds at least one turn).
+    #[serde(default)]
+    limit: Option<u32>,
+    /// Page backwards: only turns older than this turn id (pass `turns[0].id`).
+    #[serde(default)]
+    before: Option<i64>,
+}
+
+/// Bytes of messages and steps in one page of history, about.
+const HISTORY_PAGE_BYTES: usize = 2 * 1024 * 1024;
+
+/// A session with a page of its history: its most recent turns, or those
+/// before `before`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionDetail {
     /// The session.
     #[serde(flatten)]
     session: SessionInfo,
-    /// Every message, oldest first.
+    /// The messages of this page's turns, oldest first.
     messages: Vec<StoredMessage>,
-    /// Every turn with its tool steps, oldest first.
+    /// This page's turns with their tool steps, oldest first.
     turns: Vec<StoredTurn>,
+    /// Whether older turns exist: fetch them with `before` = `turns[0].id`.
+    has_more: bool,
 }
 
 /// The answer to a posted message (also the `done` stream event).
@@ -106,6 +125,8 @@ pub struct TurnResponse {
     iterations: u32,
     /// Earlier messages recalled into the prompt by semantic memory.
     recalled: Vec<StoredMessage>,
+    /// The stored turn's id (as in the session's `turns`).
+    turn_id: Option<i64>,
 }
 
 fn turn_response(session: &str, result: TurnResult) -> TurnResponse {
@@ -122,6 +143,7 @@ fn turn_response(session: &str, result: TurnResult) -> TurnResponse {
         usage: outcome.usage,
         iterations: outcome.iterations,
         recalled: result.recalled,
+        turn_id: result.turn_id,
     }
 }
 
@@ -184,24 +206,32 @@ pub async fn list(
     }))
 }
 
-/// A session with its messages and tool steps.
+/// A session with a page of its history: the most recent turns (with their
+/// messages and tool steps); older pages with `before`.
 #[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions",
-    params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = SessionDetail), (status = 404, description = "No such session")))]
+    params(("id" = String, Path, description = "Session id"), HistoryQuery),
+    responses((status = 200, body = SessionDetail), (status = 400, description = "Bad query"), (status = 404, description = "No such session")))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SessionDetail>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(None, e.body_text()))?;
+    let limit = query.limit.unwrap_or(20).clamp(1, 100);
     let store = state.memory.store();
     let session = store
         .session(&caller.owner, &id)
         .await?
         .ok_or_else(|| no_such_session(&id))?;
+    let page = store
+        .history(&id, query.before, limit, HISTORY_PAGE_BYTES)
+        .await?;
     Ok(Json(SessionDetail {
         session,
-        messages: store.messages(&id).await?,
-        turns: store.turns(&id).await?,
+        messages: page.messages,
+        turns: page.turns,
+        has_more: page.has_more,
     }))
 }
 
@@ -441,7 +471,10 @@ async fn ws_session(state: AppState, caller: Caller, id: String, mut socket: Web
         let user = match user {
             Ok(u) => u,
             Err(e) => {
-                if send(&mut socket, idle, "error", error_event(&e)).await.is_err() {
+                if send(&mut socket, idle, "error", error_event(&e))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 continue;

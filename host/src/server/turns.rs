@@ -13,7 +13,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::agent::{Event, TurnOutcome};
 use crate::llm::{Message, Role};
-use crate::memory::StoredMessage;
+use crate::memory::{SessionInfo, StoredMessage};
 
 /// What to run.
 pub struct TurnRequest {
@@ -33,6 +33,8 @@ pub struct TurnResult {
     pub outcome: TurnOutcome,
     /// Messages recalled from earlier in the session(s).
     pub recalled: Vec<StoredMessage>,
+    /// The stored turn's id (session turns only).
+    pub turn_id: Option<i64>,
 }
 
 /// Bounds on concurrent turns.
@@ -127,16 +129,16 @@ pub async fn run(
     let limits = &state.turns;
     let _session_lock = match &request.session {
         Some(id) => {
-            if state
+            // Checked under the session's lock, so the turn before counts.
+            let lock = limits.session(id).await;
+            let session = state
                 .memory
                 .store()
                 .session(&request.owner, id)
                 .await?
-                .is_none()
-            {
-                return Err(no_such_session(id));
-            }
-            Some(limits.session(id).await)
+                .ok_or_else(|| no_such_session(id))?;
+            check_room(&state.limits, &session)?;
+            Some(lock)
         }
         None => None,
     };
@@ -152,6 +154,7 @@ pub async fn run(
             .map(|outcome| TurnResult {
                 outcome,
                 recalled: Vec::new(),
+                turn_id: None,
             })
             .map_err(ApiError::from),
         Some(id) => {
@@ -187,14 +190,43 @@ async fn session_turn(
     // The request's own system messages lead, then the session's history.
     messages.extend(context.history);
     let outcome = state.agent.run(&messages, events).await?;
-    state
+    let turn_id = state
         .memory
         .record(id, user, &outcome, started.elapsed(), context.query)
         .await?;
     Ok(TurnResult {
         outcome,
         recalled: context.recalled,
+        turn_id: Some(turn_id),
     })
+}
+
+/// Refuses a turn in a session that has reached its size bound (checked
+/// before the turn, so the last turn may take it a little past the bound).
+fn check_room(limits: &super::ServerConfig, session: &SessionInfo) -> Result<(), ApiError> {
+    let full = if session.message_count >= limits.max_session_messages as i64 {
+        Some(format!(
+            "{} messages, the most a session holds ([server] max_session_messages = {})",
+            session.message_count, limits.max_session_messages
+        ))
+    } else if session.bytes >= limits.max_session_bytes as i64 {
+        Some(format!(
+            "{} bytes of history, the most a session holds ([server] max_session_bytes = {})",
+            session.bytes, limits.max_session_bytes
+        ))
+    } else {
+        None
+    };
+    match full {
+        Some(what) => Err(ApiError::conflict(
+            "session_full",
+            format!(
+                "session {:?} is full: it has {what}; start a new session (POST /v1/sessions), or delete this one",
+                session.id
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The 404 for a session that does not exist (or belongs to another key).

@@ -5,7 +5,7 @@
  * layout; this script fills it from the HTTP API (docs/http-api.md):
  *
  *   - sessions: list (sidebar), create on the first message of a new chat,
- *     load history with GET /v1/sessions/{id}, delete;
+ *     load history with GET /v1/sessions/{id} (newest page; older pages on demand with ?before=), delete;
  *   - turns: POST /v1/sessions/{id}/messages with stream: true, read as
  *     server-sent events through fetch + ReadableStream (EventSource can
  *     neither POST nor send an Authorization header);
@@ -71,7 +71,7 @@
     sessions: [],
     hasMore: false, // older sessions exist beyond the list
     current: null, // id of the open session; null for a new chat not yet saved
-    turnCount: 0, // stored turns of the open session (to spot a recovered turn)
+    lastTurnId: 0, // id of the open session's newest stored turn (to spot a recovered turn)
     busy: false, // a turn of this tab is running
     view: 0, // bumped on every session switch, so late answers for the old one are dropped
     ready: null,
@@ -1137,7 +1137,7 @@
     const id = hashSession();
     const token = ++state.view;
     state.current = id;
-    state.turnCount = 0;
+    state.lastTurnId = 0;
     clear(ui.thread);
     hideBanner("api");
     renderSessions();
@@ -1174,28 +1174,67 @@
     ui.messages.classList.toggle("is-empty", show);
   }
 
-  /** Rebuilds the thread from a stored session (GET /v1/sessions/{id}). */
+  /**
+   * Rebuilds the thread from a stored session (GET /v1/sessions/{id}): the
+   * newest page of turns; older pages load on demand from a button on top.
+   */
   function renderHistory(detail) {
     clear(ui.thread);
     ui.chatTitle.textContent = sessionTitle(detail);
     document.title = `${sessionTitle(detail)} · Launch`;
     const turns = Array.isArray(detail.turns) ? detail.turns : [];
-    const messages = Array.isArray(detail.messages) ? detail.messages : [];
-    state.turnCount = turns.length;
-    showEmpty(messages.length === 0);
-    const byTurn = new Map();
+    state.lastTurnId = turns.length ? turns[turns.length - 1].id : 0;
+    showEmpty(turns.length === 0);
+    prependTurns(detail);
+    state.followOutput = true;
+    scrollToBottom(true);
+  }
+
+  /** Puts a page of stored turns above the thread, with "Load earlier" if more exist. */
+  function prependTurns(page) {
+    const turns = Array.isArray(page.turns) ? page.turns : [];
+    const messages = Array.isArray(page.messages) ? page.messages : [];
+    const byTurn = new Map(turns.map((t) => [t.id, []]));
     for (const m of messages) {
       if (!byTurn.has(m.turn_id)) byTurn.set(m.turn_id, []);
       byTurn.get(m.turn_id).push(m);
     }
     const turnsById = new Map(turns.map((t) => [t.id, t]));
+    const views = [];
     for (const [turnId, msgs] of byTurn) {
       const view = new TurnView(userText(msgs));
-      ui.thread.append(view.root);
       view.fillFromStored(msgs, turnsById.get(turnId));
+      views.push(view.root);
     }
-    state.followOutput = true;
-    scrollToBottom(true);
+    if (page.has_more && turns.length) {
+      views.unshift(loadEarlierButton(turns[0].id));
+    }
+    ui.thread.prepend(...views);
+  }
+
+  function loadEarlierButton(before) {
+    const button = el("button", "btn-link load-earlier", "Load earlier messages");
+    button.type = "button";
+    const id = state.current;
+    const token = state.view;
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      button.textContent = "Loading…";
+      try {
+        const page = await apiJson(`/v1/sessions/${encodeURIComponent(id)}?before=${before}`);
+        if (token !== state.view) return;
+        // Keep the reader's place: what was on screen stays on screen.
+        const fromBottom = ui.messages.scrollHeight - ui.messages.scrollTop;
+        button.remove();
+        prependTurns(page);
+        ui.messages.scrollTop = ui.messages.scrollHeight - fromBottom;
+      } catch (err) {
+        button.disabled = false;
+        button.textContent = "Load earlier messages";
+        showError(err, "Could not load earlier messages");
+      }
+    });
+    return button;
   }
 
   function userText(msgs) {
@@ -1477,7 +1516,7 @@
         const created = await apiJson("/v1/sessions", { method: "POST", body: { title: titleFrom(text) } });
         id = created.id;
         state.current = id;
-        state.turnCount = 0;
+        state.lastTurnId = 0;
         state.sessions.unshift(created);
         // Record the new chat in the URL without reloading the view.
         history.replaceState(null, "", `#/s/${encodeURIComponent(id)}`);
@@ -1498,7 +1537,7 @@
 
   /** Posts the message and renders the event stream; recovers a dropped one. */
   async function streamTurn(id, text, view, token) {
-    const before = state.turnCount;
+    const before = state.lastTurnId;
     const res = await api(`/v1/sessions/${encodeURIComponent(id)}/messages`, {
       method: "POST",
       body: { content: text, stream: true },
@@ -1519,7 +1558,7 @@
           view.step(payload);
         } else if (event === "done") {
           ended = true;
-          state.turnCount = before + 1;
+          if (typeof payload.turn_id === "number") state.lastTurnId = payload.turn_id;
           reconcile(view, payload);
           view.finish(payload);
         } else if (event === "error") {
@@ -1562,13 +1601,13 @@
       }
       if (token !== state.view) return;
       const turns = detail.turns || [];
-      if (turns.length > before) {
-        const turn = turns[turns.length - 1];
+      const turn = turns[turns.length - 1];
+      if (turn && turn.id > before) {
         const msgs = (detail.messages || []).filter((m) => m.turn_id === turn.id);
         const fresh = new TurnView(userText(msgs));
         view.root.replaceWith(fresh.root);
         fresh.fillFromStored(msgs, turn);
-        state.turnCount = turns.length;
+        state.lastTurnId = turn.id;
         scrollToBottom(true);
         return;
       }
