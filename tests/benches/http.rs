@@ -13,7 +13,13 @@
 //! are in `tests/benches/wrk/`; their `done()` prints one `WRK_RESULT` line
 //! that is parsed here.
 //!
-//! Run: `cargo bench -p launch-tests --bench http [invoke|chat]`.
+//! - `flood`: `/healthz` latency on a fresh connection each time while
+//!   3,000 idle and dripping connections are held open against a server
+//!   whose open-file limit is 2,048 (soft and hard), more than it has
+//!   descriptors for: 500 requests, each given 2 s.
+//!
+//! Run: `cargo bench -p launch-tests --bench http [invoke|chat|flood]`.
+//! `LAUNCH_TEST_BIN=path` benchmarks another build of `launch`.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -284,9 +290,86 @@ async fn bench(filter: Option<String>) {
     drop(server);
 }
 
+/// Connections held open by the flood.
+const FLOOD_CONNECTIONS: usize = 3_000;
+/// Health checks measured during it.
+const FLOOD_PROBES: usize = 500;
+
+async fn flood() {
+    use tokio::io::AsyncWriteExt;
+    let dir = PluginDir::new().plugin("calculator");
+    let server = Server::start_with_fd_limit(dir.path(), &[], "-n 2048");
+    let host = server.url.trim_start_matches("http://").to_owned();
+    let mut held = Vec::with_capacity(FLOOD_CONNECTIONS);
+    let mut failed_connects = 0;
+    for i in 0..FLOOD_CONNECTIONS {
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            tokio::net::TcpStream::connect(&host),
+        )
+        .await
+        {
+            Ok(Ok(mut c)) => {
+                if i % 2 == 1 {
+                    let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHo").await;
+                }
+                held.push(c);
+            }
+            _ => failed_connects += 1,
+        }
+    }
+    // One fresh connection per probe: the accept path is what a flood hurts.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut latencies = Vec::with_capacity(FLOOD_PROBES);
+    let mut failures = 0;
+    for _ in 0..FLOOD_PROBES {
+        let started = std::time::Instant::now();
+        match http.get(format!("{}/healthz", server.url)).send().await {
+            Ok(r) if r.status().is_success() => {
+                latencies.push(started.elapsed().as_secs_f64() * 1000.0)
+            }
+            _ => failures += 1,
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "flood: {} connections held ({failed_connects} could not connect); /healthz on fresh connections: \
+         {} of {FLOOD_PROBES} answered, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        held.len(),
+        latencies.len(),
+        at(0.5),
+        at(0.99),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
+    if failures > 0 {
+        println!("flood: {failures} health checks failed or took over 2 s");
+    }
+    println!("machine: {}", machine());
+    drop(held);
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a bare word selects one scenario.
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.as_deref() == Some("flood") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(flood());
+        return;
+    }
     require_wrk();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -78,8 +78,12 @@ fn built(path: PathBuf, how: &str) -> PathBuf {
     path
 }
 
-/// The `launch` binary next to this test binary (target/release/launch).
+/// The `launch` binary next to this test binary (target/release/launch),
+/// or the one `LAUNCH_TEST_BIN` names (to benchmark another build).
 pub fn launch_bin() -> PathBuf {
+    if let Some(other) = std::env::var_os("LAUNCH_TEST_BIN") {
+        return PathBuf::from(other);
+    }
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     built(dir.join("launch"), "cargo build --release --bin launch")
@@ -315,11 +319,11 @@ impl Server {
         server
     }
 
-    /// Like [`Server::start`], with the soft open-file limit lowered to
-    /// `soft` before `launch` starts (to see the server raise it).
-    pub fn start_with_soft_fd_limit(plugins: &Path, env: &[(&str, &str)], soft: u32) -> Self {
+    /// Like [`Server::start`], with the open-file limit set by `ulimit
+    /// ARGS` before `launch` starts (`-Sn 256`: the soft limit only).
+    pub fn start_with_fd_limit(plugins: &Path, env: &[(&str, &str)], ulimit: &str) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let mut server = Self::spawn(plugins, data.path(), env, false, Some(soft));
+        let mut server = Self::spawn(plugins, data.path(), env, false, Some(ulimit));
         server._data = Some(data);
         server
     }
@@ -339,14 +343,14 @@ impl Server {
         data_dir: &Path,
         env: &[(&str, &str)],
         clear_keys: bool,
-        soft_fd_limit: Option<u32>,
+        ulimit: Option<&str>,
     ) -> Self {
         use std::io::BufRead;
-        let mut command = match soft_fd_limit {
+        let mut command = match ulimit {
             None => std::process::Command::new(launch_bin()),
-            Some(soft) => {
+            Some(limit) => {
                 let mut sh = std::process::Command::new("sh");
-                sh.args(["-c", &format!("ulimit -Sn {soft} && exec \"$0\" \"$@\"")])
+                sh.args(["-c", &format!("ulimit {limit} && exec \"$0\" \"$@\"")])
                     .arg(launch_bin());
                 sh
             }

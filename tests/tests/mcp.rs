@@ -189,6 +189,8 @@ async fn mcp_is_rate_limited_and_checks_the_host() {
     );
     let rebinding = post(Some("attacker.example")).await.unwrap();
     assert_eq!(rebinding.status(), 403, "a foreign Host is refused");
+    // Refused before the rate limit: it cost the caller nothing.
+    assert_eq!(post(None).await.unwrap().status(), 200);
     let limited = post(None).await.unwrap();
     assert_eq!(
         limited.status(),

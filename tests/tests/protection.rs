@@ -836,7 +836,7 @@ async fn a_flood_of_idle_connections_is_capped_below_the_fd_limit_and_healthz_st
 #[tokio::test]
 async fn the_server_raises_its_open_file_limit_to_the_hard_limit() {
     let dir = PluginDir::new().plugin("calculator");
-    let s = Server::start_with_soft_fd_limit(dir.path(), &[], 256);
+    let s = Server::start_with_fd_limit(dir.path(), &[], "-Sn 256");
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", s.pid())).unwrap();
     let line = limits
         .lines()

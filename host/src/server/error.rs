@@ -3,7 +3,7 @@
 //! handlers just use `?`.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody, JsonRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -201,23 +201,34 @@ impl From<JsonRejection> for ApiError {
 
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
-        Self::unreadable_body(&rejection)
+        match rejection {
+            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                Self::body_too_large()
+            }
+            other => Self::unreadable_body(&other),
+        }
     }
 }
 
 impl ApiError {
+    fn body_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "body_too_large",
+            "the request body is larger than this server accepts ([server] max_body_bytes); send less",
+        )
+    }
+
     /// A body that could not be read: too large (413), too slow (408), or
     /// cut off (400), judged by the cause anywhere in `error`'s chain.
     pub fn unreadable_body(error: &(dyn std::error::Error + 'static)) -> Self {
+        use http_body_util::LengthLimitError;
         let mut cause = Some(error);
         while let Some(e) = cause {
-            if e.is::<http_body_util::LengthLimitError>() {
-                return Self::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "invalid_request_error",
-                    "body_too_large",
-                    "the request body is larger than this server accepts ([server] max_body_bytes); send less",
-                );
+            // axum boxes the limit's error once more on some paths.
+            if e.is::<LengthLimitError>() || e.is::<Box<LengthLimitError>>() {
+                return Self::body_too_large();
             }
             if let Some(timeout) = e.downcast_ref::<BodyTimeout>() {
                 return Self::new(
@@ -288,5 +299,27 @@ impl From<TurnError> for ApiError {
             retry_after: None,
         }
         .with_code(code)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use axum::body::{Body, Bytes};
+    use axum::extract::FromRequest;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_413_however_they_were_read() {
+        let read = axum::body::to_bytes(Body::from(vec![b'x'; 100]), 10).await;
+        let e = ApiError::unreadable_body(&read.unwrap_err());
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let request = axum::extract::Request::new(Body::from(vec![b'x'; 3 << 20]));
+        let rejection = Bytes::from_request(request, &()).await.unwrap_err();
+        assert_eq!(
+            ApiError::from(rejection).status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
     }
 }
