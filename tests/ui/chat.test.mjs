@@ -11,7 +11,7 @@
 //
 // The mock answers by the last user message (see tests/tests/ui.rs):
 // "What is 6 times 7?" calls calculator_evaluate, "Hello" gets a Markdown
-// tour, "xss-answer" / "xss-tool" carry script payloads, "Please fail" gets a
+// tour (also the answer to anything else), "xss-answer" / "xss-tool" carry script payloads, "Please fail" gets a
 // provider error, "drop the line" calls a tool and answers 2 s later.
 //
 // The plain server is reached through a small proxy started here: it passes
@@ -394,6 +394,34 @@ async function plainServer(context, base) {
     check(!(await page.locator(".turn .md", { hasText: "Hello from the mock model" }).count()), "the other chat's messages are gone");
     await waitText(page, "#chat-title", "What is 6 times 7?");
     await shot(page, "05-history");
+  });
+
+  await step("a long chat shows its newest turns and loads earlier ones on demand", async () => {
+    const api = async (path, body) => {
+      const res = await fetch(`${base}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      check(res.ok, `POST ${path} answered ${res.status}`);
+      return res.json();
+    };
+    const { id } = await api("/v1/sessions", { title: "A long chat" });
+    for (let i = 0; i < 23; i++) await api(`/v1/sessions/${id}/messages`, { content: `turn ${i}` });
+    await page.goto(`${base}/#/s/${encodeURIComponent(id)}`);
+    await page.reload(); // a fresh load opens the chat named in the URL
+    await waitText(page, ".turn .bubble", "turn 22");
+    const bubbles = () => page.locator(".turn .bubble").allInnerTexts();
+    let shown = await bubbles();
+    check(shown.length === 20 && shown[0] === "turn 3", `the newest page of 20 turns is shown: ${shown[0]} .. (${shown.length})`);
+    const more = page.locator("button.load-earlier");
+    check(await more.isVisible(), "a button offers the earlier turns");
+    await more.click();
+    await waitText(page, ".turn .bubble", "turn 0");
+    shown = await bubbles();
+    check(shown.length === 23 && shown[0] === "turn 0" && shown[22] === "turn 22", `every turn is shown in order: ${shown.join(", ")}`);
+    check((await more.count()) === 0, "no button once the start is reached");
+    await shot(page, "05b-long-history");
   });
 
   await step("model and tool output cannot inject markup or script", async () => {
