@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
@@ -21,6 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use http::{Request, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -28,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -116,8 +116,14 @@ struct Conn {
     quiet_since: AtomicU64,
     /// Since when a write has been waiting for the client to read; 0: none is.
     write_blocked_since: AtomicU64,
+    /// When the body being read must have arrived; 0: none is being read.
+    body_deadline: AtomicU64,
+    /// The watchdog found the body late: its reader fails with [`BodyTimeout`].
+    body_expired: AtomicBool,
+    /// The task reading the body, woken when it is late.
+    body_reader: AtomicWaker,
     evicted: AtomicBool,
-    /// Wakes the watchdog: a request began arriving, or the connection was evicted.
+    /// Wakes the watchdog when the connection is evicted.
     wake: Notify,
 }
 
@@ -145,25 +151,44 @@ impl Conn {
     /// The deadline now in force and what it is for; `None`: nothing to
     /// enforce yet (a request in progress whose writes are flowing).
     fn deadline(&self, limits: &ConnectionLimits) -> Option<(u64, Closed)> {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 4);
         if self.upgraded.load(Ordering::Relaxed) {
             return None;
         }
         if self.busy.load(Ordering::Relaxed) > 0 {
             let blocked = self.write_blocked_since.load(Ordering::Relaxed);
-            return (blocked != 0)
-                .then(|| (blocked + ms(limits.idle_timeout), Closed::ResponseNotRead));
+            let stall = (blocked != 0).then(|| {
+                (
+                    blocked + millis(limits.idle_timeout),
+                    Closed::ResponseNotRead,
+                )
+            });
+            let body = match self.body_deadline.load(Ordering::Relaxed) {
+                0 => None,
+                at => Some((at, Closed::BodyTimeout)),
+            };
+            return match (stall, body) {
+                (Some(s), Some(b)) => Some(if b.0 <= s.0 { b } else { s }),
+                (one, other) => one.or(other),
+            };
         }
         match self.reading_since.load(Ordering::Relaxed) {
             0 => Some((
-                self.quiet_since.load(Ordering::Relaxed) + ms(limits.idle_timeout),
+                self.quiet_since.load(Ordering::Relaxed) + millis(limits.idle_timeout),
                 Closed::Idle,
             )),
             since => Some((
-                since + ms(limits.header_read_timeout),
+                since + millis(limits.header_read_timeout),
                 Closed::HeaderTimeout,
             )),
         }
+    }
+
+    /// Fails the body being read: its reader answers 408, after which hyper
+    /// closes the connection (the rest of the body is never read).
+    fn expire_body(&self) {
+        self.body_deadline.store(0, Ordering::Relaxed);
+        self.body_expired.store(true, Ordering::Release);
+        self.body_reader.wake();
     }
 
     fn evict(&self) {
@@ -172,10 +197,17 @@ impl Conn {
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 4)
+}
+
 /// Why the server closed a connection.
 #[derive(Debug, Clone, Copy)]
 enum Closed {
     HeaderTimeout,
+    /// Not closed by the watchdog: the body's reader fails, the handler
+    /// answers 408, and hyper closes the connection.
+    BodyTimeout,
     Idle,
     ResponseNotRead,
     Evicted,
@@ -185,6 +217,7 @@ impl Closed {
     fn label(self) -> &'static str {
         match self {
             Self::HeaderTimeout => "header_timeout",
+            Self::BodyTimeout => "body_timeout",
             Self::Idle => "idle_timeout",
             Self::ResponseNotRead => "response_not_read",
             Self::Evicted => "evicted",
@@ -276,6 +309,9 @@ impl Connections {
             reading_since: AtomicU64::new(0),
             quiet_since: AtomicU64::new(0),
             write_blocked_since: AtomicU64::new(0),
+            body_deadline: AtomicU64::new(0),
+            body_expired: AtomicBool::new(false),
+            body_reader: AtomicWaker::new(),
             evicted: AtomicBool::new(false),
             wake: Notify::new(),
         });
@@ -404,8 +440,9 @@ impl AsyncRead for TrackedStream {
             && conn.busy.load(Ordering::Relaxed) == 0
             && conn.reading_since.load(Ordering::Relaxed) == 0
         {
+            // No wake-up: the watchdog looks at least every header timeout,
+            // and the deadline counts from this moment whenever it looks.
             conn.reading_since.store(conn.now(), Ordering::Relaxed);
-            conn.wake.notify_one();
         }
         polled
     }
@@ -458,11 +495,36 @@ impl AsyncWrite for TrackedStream {
     }
 }
 
-/// A request body that must arrive by a deadline (set when its headers ended).
+/// A request body that must arrive by a deadline (counted from the end of
+/// its headers). The connection's watchdog keeps the time, so a body costs
+/// no timer of its own; it fails the body when the deadline passes.
 pub struct DeadlineBody {
     inner: Incoming,
-    deadline: Pin<Box<Sleep>>,
+    conn: Arc<Conn>,
     timeout: Duration,
+}
+
+impl DeadlineBody {
+    fn new(inner: Incoming, conn: Arc<Conn>, timeout: Duration) -> Self {
+        conn.body_expired.store(false, Ordering::Relaxed);
+        if !inner.is_end_stream() {
+            conn.body_deadline
+                .store(conn.now() + millis(timeout), Ordering::Relaxed);
+        }
+        Self {
+            inner,
+            conn,
+            timeout,
+        }
+    }
+
+    fn late(&self) -> Option<Poll<Option<Result<Frame<Bytes>, axum::BoxError>>>> {
+        self.conn.body_expired.load(Ordering::Acquire).then(|| {
+            Poll::Ready(Some(Err(
+                Box::new(BodyTimeout(self.timeout)) as axum::BoxError
+            )))
+        })
+    }
 }
 
 /// The error a request body gives when its deadline passes.
@@ -481,10 +543,25 @@ impl Body for DeadlineBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(Box::new(BodyTimeout(self.timeout)))));
+        if let Some(late) = self.late() {
+            return late;
         }
-        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into);
+        match &polled {
+            Poll::Pending => {
+                self.conn.body_reader.register(cx.waker());
+                // Expired between the check above and the registration.
+                if let Some(late) = self.late() {
+                    return late;
+                }
+            }
+            Poll::Ready(None) => self.conn.body_deadline.store(0, Ordering::Relaxed),
+            Poll::Ready(Some(_)) if self.inner.is_end_stream() => {
+                self.conn.body_deadline.store(0, Ordering::Relaxed);
+            }
+            Poll::Ready(Some(_)) => {}
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -493,6 +570,13 @@ impl Body for DeadlineBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for DeadlineBody {
+    /// A body dropped unread (a handler that did not need it) has no deadline.
+    fn drop(&mut self) {
+        self.conn.body_deadline.store(0, Ordering::Relaxed);
     }
 }
 
@@ -602,11 +686,8 @@ async fn serve_connection(
     let service_conn = Arc::clone(&conn);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let in_progress = InProgress::begin(Arc::clone(&service_conn));
-        let mut request = request.map(|inner| DeadlineBody {
-            inner,
-            deadline: Box::pin(tokio::time::sleep(body_timeout)),
-            timeout: body_timeout,
-        });
+        let mut request =
+            request.map(|inner| DeadlineBody::new(inner, Arc::clone(&service_conn), body_timeout));
         request.extensions_mut().insert(ConnectInfo(remote));
         let app = app.clone();
         async move {
@@ -629,6 +710,17 @@ async fn serve_connection(
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let mut connection = std::pin::pin!(connection);
+    // The watchdog runs in its own task, so this one polls no timer of its
+    // own while it serves requests; it only hears the verdict.
+    let (verdict, mut closed) = tokio::sync::oneshot::channel();
+    let watchdog = tokio::spawn({
+        let conn = Arc::clone(&conn);
+        let connections = Arc::clone(&connections);
+        async move {
+            let _ = verdict.send(watchdog(&conn, &connections.limits).await);
+        }
+    });
+    let _stop_watchdog = AbortOnDrop(watchdog);
     let mut draining = false;
     loop {
         tokio::select! {
@@ -638,7 +730,7 @@ async fn serve_connection(
                 }
                 return;
             }
-            closed = watchdog(&conn, &connections.limits) => {
+            Ok(closed) = &mut closed => {
                 tracing::debug!(%remote, reason = closed.label(), "closing connection");
                 metrics::counter!("launch_http_connections_closed_total", "reason" => closed.label()).increment(1);
                 return;
@@ -651,19 +743,42 @@ async fn serve_connection(
     }
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Resolves when the connection must close: a deadline of its current phase
-/// passed, or it was evicted.
+/// passed, or it was evicted. A late body is failed here, and the watching
+/// goes on (its handler answers 408, then hyper closes the connection).
+///
+/// Phase changes (a request starting, a response ending, a write stalling)
+/// only record a timestamp; the watchdog looks at least once per shortest
+/// timeout, so it sees each change before its deadline and then sleeps to the
+/// exact deadline. That keeps timers and wake-ups out of the per-request path.
 async fn watchdog(conn: &Conn, limits: &ConnectionLimits) -> Closed {
+    let period = limits
+        .header_read_timeout
+        .min(limits.idle_timeout)
+        .min(limits.body_read_timeout);
     loop {
         if conn.evicted.load(Ordering::Relaxed) {
             return Closed::Evicted;
         }
         let now = conn.now();
         let wait = match conn.deadline(limits) {
+            Some((at, Closed::BodyTimeout)) if at <= now => {
+                metrics::counter!("launch_http_connections_closed_total", "reason" => Closed::BodyTimeout.label()).increment(1);
+                conn.expire_body();
+                continue;
+            }
             Some((at, why)) if at <= now => return why,
-            Some((at, _)) => Duration::from_millis(at - now),
-            // A request in progress: look again when a stalled write could expire.
-            None => limits.idle_timeout,
+            Some((at, _)) => Duration::from_millis(at - now).min(period),
+            None => period,
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
