@@ -518,12 +518,12 @@ impl DeadlineBody {
         }
     }
 
-    fn late(&self) -> Option<Poll<Option<Result<Frame<Bytes>, axum::BoxError>>>> {
-        self.conn.body_expired.load(Ordering::Acquire).then(|| {
-            Poll::Ready(Some(Err(
-                Box::new(BodyTimeout(self.timeout)) as axum::BoxError
-            )))
-        })
+    /// The error to give if the watchdog found the body late.
+    fn late(&self) -> Option<axum::BoxError> {
+        self.conn
+            .body_expired
+            .load(Ordering::Acquire)
+            .then(|| Box::new(BodyTimeout(self.timeout)) as axum::BoxError)
     }
 }
 
@@ -544,7 +544,7 @@ impl Body for DeadlineBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         if let Some(late) = self.late() {
-            return late;
+            return Poll::Ready(Some(Err(late)));
         }
         let polled = Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into);
         match &polled {
@@ -552,7 +552,7 @@ impl Body for DeadlineBody {
                 self.conn.body_reader.register(cx.waker());
                 // Expired between the check above and the registration.
                 if let Some(late) = self.late() {
-                    return late;
+                    return Poll::Ready(Some(Err(late)));
                 }
             }
             Poll::Ready(None) => self.conn.body_deadline.store(0, Ordering::Relaxed),
