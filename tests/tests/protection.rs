@@ -482,17 +482,7 @@ async fn sigterm_finishes_in_flight_turns_then_exits() {
     let mock = MockLlm::start().await;
     let (dir, s) = start(&mock, &[]);
     let http = reqwest::Client::new();
-    let id = http
-        .post(format!("{}/v1/sessions", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = new_session(&http, &s.url, None).await;
     mock.push_all([
         Reply::text("stateless answer").delayed_by(Duration::from_millis(1500)),
         Reply::text("stored answer").delayed_by(Duration::from_millis(1500)),
@@ -556,6 +546,16 @@ async fn sigterm_finishes_in_flight_turns_then_exits() {
 }
 
 // ---- The HTTP edge (issue 15): connections, keyless pages, WebSockets ----
+
+/// Creates a session (with `key`, if given) and returns its id.
+async fn new_session(http: &reqwest::Client, url: &str, key: Option<&str>) -> String {
+    let mut request = http.post(format!("{url}/v1/sessions"));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let created: Value = request.send().await.unwrap().json().await.unwrap();
+    created["id"].as_str().unwrap().to_owned()
+}
 
 /// `host:port` of a server URL.
 fn authority(url: &str) -> &str {
@@ -1019,17 +1019,7 @@ async fn websocket_turns_count_against_the_rate_limit_and_the_socket_stays_usabl
     );
     let http = reqwest::Client::new();
     // Two of the three: the session and the upgrade.
-    let id = http
-        .post(format!("{}/v1/sessions", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = new_session(&http, &s.url, None).await;
     let ws = format!("{}/v1/sessions/{id}/ws", s.url.replace("http://", "ws://"));
     let (mut socket, _) = tokio_tungstenite::connect_async(&ws).await.unwrap();
     let mut turn = async |text: &str| -> Value {
@@ -1077,17 +1067,7 @@ async fn websocket_frames_are_bounded_before_buffering_and_sockets_are_capped_an
         config("[server]\nmax_websockets_per_caller = 3\nidle_timeout_secs = 2\n");
     let (_d, s) = start(&mock, &[("LAUNCH_CONFIG", &config_path)]);
     let http = reqwest::Client::new();
-    let id = http
-        .post(format!("{}/v1/sessions", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = new_session(&http, &s.url, None).await;
     let host = authority(&s.url).to_owned();
     // A raw handshake, so the test controls every byte after it.
     let open = async || {
@@ -1163,18 +1143,7 @@ async fn access_tokens_in_the_query_work_only_for_websocket_upgrades_and_are_url
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let id = http
-        .post(format!("{}/v1/sessions", s.url))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = new_session(&http, &s.url, Some(key)).await;
     let ws = format!("{}/v1/sessions/{id}/ws", s.url.replace("http://", "ws://"));
     assert!(
         tokio_tungstenite::connect_async(format!("{ws}?access_token={encoded}"))

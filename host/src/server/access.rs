@@ -184,7 +184,11 @@ impl Access {
     /// server: a foreign `Host` (DNS rebinding) or a foreign `Origin`
     /// (a cross-site request).
     fn foreign_page(&self, headers: &HeaderMap) -> Option<ApiError> {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        // A `Host` that is not text fails closed; none at all (HTTP/1.0
+        // tools) passes, as no browser sends a request without one.
+        let host = headers
+            .get(header::HOST)
+            .map(|h| h.to_str().unwrap_or("\u{fffd}"));
         if let Some(host) = host
             && !self.host_allowed(host)
         {

@@ -116,10 +116,13 @@ struct Conn {
     quiet_since: AtomicU64,
     /// Since when a write has been waiting for the client to read; 0: none is.
     write_blocked_since: AtomicU64,
-    /// When the body being read must have arrived; 0: none is being read.
+    /// The newest request body's number on this connection.
+    body_generation: AtomicU64,
+    /// When that body must have arrived; 0: it is not being read.
     body_deadline: AtomicU64,
-    /// The watchdog found the body late: its reader fails with [`BodyTimeout`].
-    body_expired: AtomicBool,
+    /// The number of the body the watchdog found late (its reader fails
+    /// with [`BodyTimeout`]); bodies of earlier requests never see it.
+    body_expired: AtomicU64,
     /// The task reading the body, woken when it is late.
     body_reader: AtomicWaker,
     evicted: AtomicBool,
@@ -136,7 +139,8 @@ impl Conn {
     /// Whether closing it loses nothing: no request in progress, not a WebSocket.
     fn evictable(&self) -> bool {
         !self.upgraded.load(Ordering::Relaxed)
-            && self.busy.load(Ordering::Relaxed) == 0
+            && self.busy.load(Ordering::Acquire) == 0
+            && self.write_blocked_since.load(Ordering::Relaxed) == 0
             && !self.evicted.load(Ordering::Relaxed)
     }
 
@@ -151,17 +155,19 @@ impl Conn {
     /// The deadline now in force and what it is for; `None`: nothing to
     /// enforce yet (a request in progress whose writes are flowing).
     fn deadline(&self, limits: &ConnectionLimits) -> Option<(u64, Closed)> {
+        // A write waiting for the client counts in every phase: a response
+        // hyper has queued after its body ended, a 101 not yet handed over.
+        let blocked = self.write_blocked_since.load(Ordering::Relaxed);
+        let stall = (blocked != 0).then(|| {
+            (
+                blocked + millis(limits.idle_timeout),
+                Closed::ResponseNotRead,
+            )
+        });
         if self.upgraded.load(Ordering::Relaxed) {
-            return None;
+            return stall;
         }
-        if self.busy.load(Ordering::Relaxed) > 0 {
-            let blocked = self.write_blocked_since.load(Ordering::Relaxed);
-            let stall = (blocked != 0).then(|| {
-                (
-                    blocked + millis(limits.idle_timeout),
-                    Closed::ResponseNotRead,
-                )
-            });
+        if self.busy.load(Ordering::Acquire) > 0 {
             let body = match self.body_deadline.load(Ordering::Relaxed) {
                 0 => None,
                 at => Some((at, Closed::BodyTimeout)),
@@ -170,6 +176,9 @@ impl Conn {
                 (Some(s), Some(b)) => Some(if b.0 <= s.0 { b } else { s }),
                 (one, other) => one.or(other),
             };
+        }
+        if stall.is_some() {
+            return stall;
         }
         match self.reading_since.load(Ordering::Relaxed) {
             0 => Some((
@@ -187,7 +196,8 @@ impl Conn {
     /// closes the connection (the rest of the body is never read).
     fn expire_body(&self) {
         self.body_deadline.store(0, Ordering::Relaxed);
-        self.body_expired.store(true, Ordering::Release);
+        let late = self.body_generation.load(Ordering::Relaxed);
+        self.body_expired.store(late, Ordering::Release);
         self.body_reader.wake();
     }
 
@@ -309,8 +319,9 @@ impl Connections {
             reading_since: AtomicU64::new(0),
             quiet_since: AtomicU64::new(0),
             write_blocked_since: AtomicU64::new(0),
+            body_generation: AtomicU64::new(0),
             body_deadline: AtomicU64::new(0),
-            body_expired: AtomicBool::new(false),
+            body_expired: AtomicU64::new(0),
             body_reader: AtomicWaker::new(),
             evicted: AtomicBool::new(false),
             wake: Notify::new(),
@@ -450,13 +461,21 @@ impl AsyncRead for TrackedStream {
 
 impl TrackedStream {
     fn note_write<T>(&self, polled: &Poll<io::Result<T>>) {
-        let blocked = &self.slot.conn.write_blocked_since;
+        let conn = &self.slot.conn;
+        let blocked = &conn.write_blocked_since;
         if polled.is_pending() {
             if blocked.load(Ordering::Relaxed) == 0 {
-                blocked.store(self.slot.conn.now(), Ordering::Relaxed);
+                blocked.store(conn.now(), Ordering::Relaxed);
             }
-        } else if blocked.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        if blocked.load(Ordering::Relaxed) != 0 {
             blocked.store(0, Ordering::Relaxed);
+        }
+        // hyper ends a response's body before it has written all of it; the
+        // rest going out is activity, not idleness.
+        if conn.busy.load(Ordering::Relaxed) == 0 {
+            conn.quiet_since.store(conn.now(), Ordering::Relaxed);
         }
     }
 }
@@ -501,29 +520,39 @@ impl AsyncWrite for TrackedStream {
 pub struct DeadlineBody {
     inner: Incoming,
     conn: Arc<Conn>,
+    generation: u64,
     timeout: Duration,
 }
 
 impl DeadlineBody {
     fn new(inner: Incoming, conn: Arc<Conn>, timeout: Duration) -> Self {
-        conn.body_expired.store(false, Ordering::Relaxed);
-        if !inner.is_end_stream() {
-            conn.body_deadline
-                .store(conn.now() + millis(timeout), Ordering::Relaxed);
-        }
+        let generation = conn.body_generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let deadline = if inner.is_end_stream() {
+            0
+        } else {
+            conn.now() + millis(timeout)
+        };
+        conn.body_deadline.store(deadline, Ordering::Relaxed);
         Self {
             inner,
             conn,
+            generation,
             timeout,
         }
     }
 
-    /// The error to give if the watchdog found the body late.
+    /// The error to give if the watchdog found this body late.
     fn late(&self) -> Option<axum::BoxError> {
-        self.conn
-            .body_expired
-            .load(Ordering::Acquire)
+        (self.conn.body_expired.load(Ordering::Acquire) == self.generation)
             .then(|| Box::new(BodyTimeout(self.timeout)) as axum::BoxError)
+    }
+
+    /// This body no longer needs a deadline (read to its end, or dropped),
+    /// unless a newer request's body has taken over the connection's.
+    fn done(&self) {
+        if self.conn.body_generation.load(Ordering::Relaxed) == self.generation {
+            self.conn.body_deadline.store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -555,10 +584,8 @@ impl Body for DeadlineBody {
                     return Poll::Ready(Some(Err(late)));
                 }
             }
-            Poll::Ready(None) => self.conn.body_deadline.store(0, Ordering::Relaxed),
-            Poll::Ready(Some(_)) if self.inner.is_end_stream() => {
-                self.conn.body_deadline.store(0, Ordering::Relaxed);
-            }
+            Poll::Ready(None) => self.done(),
+            Poll::Ready(Some(_)) if self.inner.is_end_stream() => self.done(),
             Poll::Ready(Some(_)) => {}
         }
         polled
@@ -576,7 +603,7 @@ impl Body for DeadlineBody {
 impl Drop for DeadlineBody {
     /// A body dropped unread (a handler that did not need it) has no deadline.
     fn drop(&mut self) {
-        self.conn.body_deadline.store(0, Ordering::Relaxed);
+        self.done();
     }
 }
 
@@ -593,9 +620,10 @@ impl InProgress {
 
 impl Drop for InProgress {
     fn drop(&mut self) {
-        if self.0.busy.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.0.quiet_since.store(self.0.now(), Ordering::Relaxed);
-        }
+        // Quiet from now, recorded before the count falls, so a watchdog
+        // that sees no request in progress never sees an old quiet time.
+        self.0.quiet_since.store(self.0.now(), Ordering::Relaxed);
+        self.0.busy.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -766,7 +794,9 @@ async fn watchdog(conn: &Conn, limits: &ConnectionLimits) -> Closed {
         .min(limits.idle_timeout)
         .min(limits.body_read_timeout);
     loop {
-        if conn.evicted.load(Ordering::Relaxed) {
+        // Picked while idle, but a request may have begun since: it finishes
+        // first (a later look closes the connection).
+        if conn.evicted.load(Ordering::Relaxed) && conn.busy.load(Ordering::Acquire) == 0 {
             return Closed::Evicted;
         }
         let now = conn.now();
