@@ -752,6 +752,8 @@ async fn a_flood_of_idle_connections_is_capped_below_the_fd_limit_and_healthz_st
         ],
     );
     let host = authority(&s.url).to_owned();
+    // This process holds ~800 sockets; a CI machine's soft limit may be 1,024.
+    rlimit::increase_nofile_limit(4096).unwrap();
     // 600 connections from one address: silent ones and ones that sent half
     // a request. Held open by the client for the whole test.
     let mut flood = Vec::new();
