@@ -2,8 +2,11 @@
 //! components described by their WIT interfaces.
 //!
 //! The binary (`launch`) is a thin CLI over this library: [`plugins`] loads and
-//! runs tool plugins, [`server`] serves the HTTP API,
-//! [`mcp`] offers the tools to MCP clients.
+//! runs tool plugins, [`llm`] talks to the model provider, [`agent`] runs the
+//! tool-calling loop, [`memory`] stores sessions and recalls by meaning,
+//! [`server`] serves the HTTP API and the web UI, [`mcp`] offers the tools to
+//! MCP clients, [`config`] layers the settings, [`telemetry`] sets up logs and
+//! traces, and [`scaffold`] creates new plugin projects.
 
 pub mod agent;
 pub mod config;

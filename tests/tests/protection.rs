@@ -1189,3 +1189,38 @@ async fn mcp_answers_batches_deep_json_and_non_messages_with_400() {
         );
     }
 }
+
+#[tokio::test]
+async fn turn_metrics_name_finish_reasons_as_the_api_does() {
+    let mock = MockLlm::start().await;
+    mock.respond_with(|_| Reply::tool("calculator_evaluate", json!({"expression": "1+1"})));
+    let (_d, s) = start(&mock, &[("LAUNCH_MAX_ITERATIONS", "1")]);
+    let http = reqwest::Client::new();
+    let r: Value = http
+        .post(format!("{}/v1/chat/completions", s.url))
+        .json(&chat_body("loop"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["launch"]["finish_reason"], "max_iterations", "{r}");
+    let metrics = http
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(
+            &metrics,
+            "launch_turns_total",
+            &[("finish_reason", "max_iterations")]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+}

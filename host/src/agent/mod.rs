@@ -48,6 +48,26 @@ pub enum FinishReason {
     Timeout,
 }
 
+impl FinishReason {
+    /// Every reason, for round trips.
+    pub const ALL: [Self; 4] = [Self::Stop, Self::Length, Self::MaxIterations, Self::Timeout];
+
+    /// The one text of a reason: in API bodies, the store and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+            Self::MaxIterations => "max_iterations",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    /// The reason `text` names, as [`FinishReason::as_str`] writes it.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
 /// A streamed step of a turn.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -430,5 +450,22 @@ fn tool_message(step: &Step) -> String {
         (Some(result), _) => result.to_string(),
         (None, Some(e)) => json!({"error": {"code": e.code, "message": e.message}}).to_string(),
         (None, None) => "null".into(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finish_reason_has_one_text_everywhere() {
+        for reason in FinishReason::ALL {
+            let serialized = serde_json::to_value(reason).unwrap();
+            assert_eq!(serialized, reason.as_str());
+            assert_eq!(FinishReason::parse(reason.as_str()), Some(reason));
+        }
+        assert_eq!(FinishReason::MaxIterations.as_str(), "max_iterations");
+        assert_eq!(FinishReason::parse("maxiterations"), None);
     }
 }

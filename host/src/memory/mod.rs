@@ -61,8 +61,6 @@ pub struct Context {
     pub history: Vec<Message>,
     /// Messages recalled from beyond the window.
     pub recalled: Vec<StoredMessage>,
-    /// Messages left out of the window.
-    pub trimmed: usize,
     /// The user message's vector, when semantic memory is on.
     pub query: Option<Vec<f32>>,
 }
@@ -160,11 +158,6 @@ impl Memory {
         &self.store
     }
 
-    /// The settings.
-    pub fn config(&self) -> &MemoryConfig {
-        &self.config
-    }
-
     /// The context for a new `user` message in `owner`'s `session`.
     pub async fn context(&self, owner: &str, session: &str, user: &Message) -> Result<Context> {
         let budget = self.config.context_tokens - store::estimate_tokens(user);
@@ -187,7 +180,6 @@ impl Memory {
         Ok(Context {
             history,
             recalled,
-            trimmed: window.older,
             query,
         })
     }

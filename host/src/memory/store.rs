@@ -302,24 +302,6 @@ fn parse_role(s: &str) -> Role {
     }
 }
 
-fn finish_str(reason: FinishReason) -> &'static str {
-    match reason {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::MaxIterations => "max_iterations",
-        FinishReason::Timeout => "timeout",
-    }
-}
-
-fn parse_finish(s: &str) -> FinishReason {
-    match s {
-        "length" => FinishReason::Length,
-        "max_iterations" => FinishReason::MaxIterations,
-        "timeout" => FinishReason::Timeout,
-        _ => FinishReason::Stop,
-    }
-}
-
 const SESSION_COLUMNS: &str =
     "id, title, created_at, updated_at, message_count, prompt_tokens, completion_tokens, bytes";
 
@@ -487,7 +469,9 @@ impl Store {
                     Ok(StoredTurn {
                         id: r.get(0)?,
                         created_at: r.get(1)?,
-                        finish_reason: parse_finish(&r.get::<_, String>(2)?),
+                        // Written by `as_str`; an unknown text would mean a hand-edited file.
+                        finish_reason: FinishReason::parse(&r.get::<_, String>(2)?)
+                            .unwrap_or(FinishReason::Stop),
                         iterations: r.get(3)?,
                         prompt_tokens: r.get(4)?,
                         completion_tokens: r.get(5)?,
@@ -600,7 +584,7 @@ impl Store {
             tx.execute(
                 "INSERT INTO turns (session_id, created_at, finish_reason, iterations, prompt_tokens, completion_tokens, duration_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![session, now, finish_str(finish), iterations, usage.prompt_tokens as i64, usage.completion_tokens as i64, duration_ms],
+                params![session, now, finish.as_str(), iterations, usage.prompt_tokens as i64, usage.completion_tokens as i64, duration_ms],
             )?;
             let turn_id = tx.last_insert_rowid();
             let mut ids = Vec::with_capacity(messages.len());

@@ -366,9 +366,9 @@ impl VectorIndex {
         self.dim
     }
 
-    /// All stored ids, in storage order. For reconciling with the message store
-    /// after a restart (which messages still need embedding).
-    pub fn ids(&self) -> Result<Vec<i64>> {
+    /// All stored ids, in storage order (tests check what a save kept).
+    #[cfg(test)]
+    fn ids(&self) -> Result<Vec<i64>> {
         let state = self.read()?;
         Ok(state.index.id_map().iter().map(|i| i.to_native()).collect())
     }

@@ -135,10 +135,7 @@ fn turn_response(session: &str, result: TurnResult) -> TurnResponse {
         object: "session.turn",
         session_id: session.to_owned(),
         message: json!({"role": "assistant", "content": outcome.content}),
-        finish_reason: serde_json::to_value(outcome.finish_reason)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        finish_reason: outcome.finish_reason.as_str().to_owned(),
         steps: outcome.steps,
         usage: outcome.usage,
         iterations: outcome.iterations,

@@ -162,8 +162,8 @@ pub async fn run(
         }
     };
     let label = match &result {
-        Ok(r) => format!("{:?}", r.outcome.finish_reason).to_lowercase(),
-        Err(_) => "error".into(),
+        Ok(r) => r.outcome.finish_reason.as_str(),
+        Err(_) => "error",
     };
     metrics::counter!("launch_turns_total", "finish_reason" => label).increment(1);
     result
