@@ -533,19 +533,7 @@ fn list_json(registry: &Registry) -> Value {
 }
 
 fn tools_json<'a>(tools: impl IntoIterator<Item = &'a Arc<launch::plugins::Tool>>) -> Value {
-    tools
-        .into_iter()
-        .map(|t| {
-            json!({
-                "name": t.name,
-                "plugin": &*t.plugin.name,
-                "export": t.export_name,
-                "description": t.description,
-                "parameters": t.parameters,
-                "output_schema": t.output_schema,
-            })
-        })
-        .collect()
+    tools.into_iter().map(|t| t.describe()).collect()
 }
 
 fn print_tools(registry: &Registry) {

@@ -345,6 +345,21 @@ pub struct Tool {
     pub(crate) hostcall_fuel: usize,
 }
 
+impl Tool {
+    /// The tool as clients see it (`GET /v1/tools`, `launch tools list
+    /// --json`): name, plugin, WIT export, description and both schemas.
+    pub fn describe(&self) -> Value {
+        serde_json::json!({
+            "name": self.name,
+            "plugin": &*self.plugin.name,
+            "export": self.export_name,
+            "description": self.description,
+            "parameters": self.parameters,
+            "output_schema": self.output_schema,
+        })
+    }
+}
+
 impl std::fmt::Debug for Tool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tool")

@@ -21,21 +21,9 @@ pub async fn models(State(state): State<AppState>) -> Json<Value> {
 
 /// Every tool with its description, parameter schema and output schema.
 #[utoipa::path(get, path = "/v1/tools", tag = "tools",
-    responses((status = 200, description = "`{object: \"list\", data: [{name, plugin, description, parameters, output_schema}]}`")))]
+    responses((status = 200, description = "`{object: \"list\", data: [{name, plugin, export, description, parameters, output_schema}]}`")))]
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
-    let data: Vec<Value> = state
-        .registry
-        .tools()
-        .map(|t| {
-            json!({
-                "name": t.name,
-                "plugin": &*t.plugin.name,
-                "description": t.description,
-                "parameters": t.parameters,
-                "output_schema": t.output_schema,
-            })
-        })
-        .collect();
+    let data: Vec<Value> = state.registry.tools().map(|t| t.describe()).collect();
     Json(json!({"object": "list", "data": data}))
 }
 
