@@ -328,15 +328,9 @@ fn parsed<T: std::str::FromStr>(env: Env<'_>, var: &str) -> Result<Option<T>> {
 /// The server's protection and limits, after file and environment.
 pub fn server(file: &FileServer, env: Env<'_>) -> Result<ServerConfig> {
     let defaults = ServerConfig::default();
-    let api_keys: Vec<String> = match env("LAUNCH_API_KEYS") {
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        None => file.api_keys.clone().unwrap_or_default(),
-    };
+    let api_keys = env("LAUNCH_API_KEYS")
+        .map(|list| comma_list(&list))
+        .unwrap_or_else(|| file.api_keys.clone().unwrap_or_default());
     if let Some(short) = api_keys.iter().find(|k| k.len() < 16) {
         bail!(
             "API key {:?}... is {} characters; use keys of at least 16 random characters (e.g. `openssl rand -hex 24`)",
@@ -381,15 +375,9 @@ pub fn server(file: &FileServer, env: Env<'_>) -> Result<ServerConfig> {
             .or(file.shutdown_grace_secs)
             .map_or(defaults.shutdown_grace, Duration::from_secs),
         connections: connection_limits(file, env, defaults.connections)?,
-        allowed_hosts: match env("LAUNCH_ALLOWED_HOSTS") {
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|h| !h.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            None => file.allowed_hosts.clone().unwrap_or_default(),
-        },
+        allowed_hosts: env("LAUNCH_ALLOWED_HOSTS")
+            .map(|list| comma_list(&list))
+            .unwrap_or_else(|| file.allowed_hosts.clone().unwrap_or_default()),
         max_websockets_per_caller: match file.max_websockets_per_caller {
             Some(0) => bail!("max_websockets_per_caller must be at least 1"),
             Some(n) => n,
@@ -400,6 +388,15 @@ pub fn server(file: &FileServer, env: Env<'_>) -> Result<ServerConfig> {
             .unwrap_or(defaults.max_session_messages),
         max_session_bytes: file.max_session_bytes.unwrap_or(defaults.max_session_bytes),
     })
+}
+
+/// The non-empty, trimmed items of a comma-separated environment value.
+fn comma_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Connection caps and deadlines, after file and environment.

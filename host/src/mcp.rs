@@ -202,13 +202,8 @@ pub async fn screen(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let json_declared = request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if request.method() != http::Method::POST || !json_declared {
+    if request.method() != http::Method::POST || !crate::server::access::is_json(request.headers())
+    {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();

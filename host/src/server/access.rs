@@ -261,7 +261,7 @@ fn has_body(headers: &HeaderMap) -> bool {
 }
 
 /// Whether the body is declared JSON (`application/json`, parameters allowed).
-fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
