@@ -205,17 +205,21 @@ fn message_bytes(m: &Message, calls: Option<&String>) -> i64 {
     (m.content.as_ref().map_or(0, String::len) + calls.map_or(0, String::len)) as i64
 }
 
-/// The tool steps of a turn, in order.
-fn steps_of(c: &Connection, turn: i64) -> Result<Vec<Step>> {
+/// The tool steps of a turn, in order, and the bytes of their stored
+/// arguments and results (measured on the stored text, not re-serialized).
+fn steps_of(c: &Connection, turn: i64) -> Result<(Vec<Step>, usize)> {
     let mut stmt = c.prepare_cached(
         "SELECT call_id, name, arguments, result, error_code, error_message, duration_ms
          FROM steps WHERE turn_id = ?1 ORDER BY id",
     )?;
+    let mut bytes = 0;
     let steps = stmt
         .query_map(params![turn], |r| {
-            let json = |i: usize| -> rusqlite::Result<Option<Value>> {
-                Ok(r.get::<_, Option<String>>(i)?
-                    .map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t))))
+            let mut json = |i: usize| -> rusqlite::Result<Option<Value>> {
+                Ok(r.get::<_, Option<String>>(i)?.map(|t| {
+                    bytes += t.len();
+                    serde_json::from_str(&t).unwrap_or(Value::String(t))
+                }))
             };
             let error = match (
                 r.get::<_, Option<String>>(4)?,
@@ -237,7 +241,7 @@ fn steps_of(c: &Connection, turn: i64) -> Result<Vec<Step>> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(steps)
+    Ok((steps, bytes))
 }
 
 /// The ids a committed turn produced.
@@ -494,16 +498,13 @@ impl Store {
                     ))?
                     .query_map(params![turn.id], message_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                turn.steps = steps_of(c, turn.id)?;
+                let (steps, step_bytes) = steps_of(c, turn.id)?;
+                turn.steps = steps;
                 let size = messages
                     .iter()
                     .map(|m| m.content.as_ref().map_or(0, String::len))
                     .sum::<usize>()
-                    + turn
-                        .steps
-                        .iter()
-                        .map(|s| s.arguments.to_string().len() + s.result.as_ref().map_or(0, |r| r.to_string().len()))
-                        .sum::<usize>();
+                    + step_bytes;
                 if !page.turns.is_empty() && bytes + size > max_bytes {
                     page.has_more = true;
                     break;
